@@ -1,8 +1,26 @@
-"""Dataset cards (datasets/*.yaml), the loader registry, and the one door `load_dataset`."""
+"""Dataset cards (datasets/*.yaml), the loader registry, and the one door `load_dataset`.
+
+A card says what a dataset is (classes, task, metric, image size, channels, mean/std, splits,
+grouping key, where to get it); a loader, registered under a format name, knows how to read
+that format from disk. Adding a dataset in an existing format is a new card only.
+
+Card conventions shared by every loader:
+- `root` is the dataset's path relative to --data-root (a folder, or a file for MedMNIST).
+- `splits` maps split name -> a fraction (carved, stratified, from the labelled training
+  pool with `split_seed`; the numeric entries sum to 1) or the word `official` (taken as
+  the archive ships it).
+- images are resized so the shorter side equals `image_size`, then center-cropped square
+  (square sources are plainly resized); colour is converted to `channels` (1: ITU-R 601
+  luma as PIL's "L"; 3: RGB, grey replicated, alpha dropped, CMYK converted by PIL).
+- `download` holds `source` (the official page), `instructions` (how to fetch and unpack,
+  shown when the data is missing) and optionally `files` (url + md5/sha256 [+ unpack]) for
+  `--download`.
+"""
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +34,13 @@ from harness.registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CARDS_DIR = REPO_ROOT / "datasets"
+SPLIT_NAMES = ("train", "val", "test", "unlabeled")
+OFFICIAL = "official"
 
 LOADERS = Registry("dataset format")
 DATASETS = Registry("dataset")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,8 @@ class DatasetCard:
             raw = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise UserError(f"cannot read dataset card {path}: {exc}") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"dataset card {path}: expected a mapping of keys, got {type(raw).__name__}")
         valid = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - valid)
         if unknown:
@@ -56,13 +80,48 @@ class DatasetCard:
                             f"valid keys: {', '.join(sorted(valid))}")
         for key in ("mean", "std", "classes", "aliases"):
             if key in raw:
-                raw[key] = tuple(raw[key])
-        card = cls(**raw)
-        if card.task not in ("multiclass", "multilabel"):
-            raise UserError(f"dataset card {path}: task must be multiclass or multilabel, got {card.task!r}")
-        if len(card.mean) != card.channels or len(card.std) != card.channels:
-            raise UserError(f"dataset card {path}: mean and std need {card.channels} values (channels)")
+                raw[key] = tuple(raw[key] or ())
+        for key in ("splits", "download", "options"):
+            if raw.get(key) is None and key in raw:
+                raw[key] = {}
+        try:
+            card = cls(**raw)
+        except TypeError as exc:
+            raise UserError(f"dataset card {path}: {exc}") from None
+        card.check(str(path))
         return card
+
+    def check(self, where: str) -> None:
+        """Validate the fields every loader relies on; UserError naming `where` otherwise."""
+        if self.task not in ("multiclass", "multilabel"):
+            raise UserError(f"dataset card {where}: task must be multiclass or multilabel, got {self.task!r}")
+        if self.channels not in (1, 3):
+            raise UserError(f"dataset card {where}: channels must be 1 or 3, got {self.channels!r}")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise UserError(f"dataset card {where}: mean and std need {self.channels} values (channels)")
+        if not isinstance(self.image_size, int) or self.image_size < 1:
+            raise UserError(f"dataset card {where}: image_size must be a positive integer")
+        bad = sorted(set(self.splits) - set(SPLIT_NAMES))
+        if bad:
+            raise UserError(f"dataset card {where}: unknown split(s) {', '.join(bad)}; "
+                            f"valid splits: {', '.join(SPLIT_NAMES)}")
+        fractions = {}
+        for name, value in self.splits.items():
+            if value == OFFICIAL:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise UserError(f"dataset card {where}: split {name} must be a fraction in [0, 1] "
+                                f"or '{OFFICIAL}', got {value!r}")
+            fractions[name] = float(value)
+        if fractions and not np.isclose(sum(fractions.values()), 1.0):
+            raise UserError(f"dataset card {where}: the split fractions {fractions} must sum to 1")
+
+    def split_fractions(self) -> dict[str, float]:
+        """The carved splits: name -> fraction of the labelled training pool."""
+        return {k: float(v) for k, v in self.splits.items() if v != OFFICIAL}
+
+    def official_splits(self) -> list[str]:
+        return [k for k, v in self.splits.items() if v == OFFICIAL]
 
 
 @dataclass
@@ -88,6 +147,77 @@ class LoadedDataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @classmethod
+    def from_indices(cls, card: DatasetCard, classes: list[str], images: np.ndarray, labels: np.ndarray,
+                     parts: dict[str, np.ndarray], groups: np.ndarray | None = None) -> "LoadedDataset":
+        """Index one pool of images/labels(/groups) into named splits."""
+        return cls(card=card, classes=list(classes),
+                   images={k: images[idx] for k, idx in parts.items()},
+                   labels={k: labels[idx] for k, idx in parts.items()},
+                   groups={} if groups is None else {k: np.asarray(groups)[idx] for k, idx in parts.items()})
+
+    def add_split(self, split: str, images: np.ndarray, labels: np.ndarray | None = None,
+                  groups: np.ndarray | None = None) -> None:
+        """Add an official split (test, unlabeled) next to the carved ones."""
+        self.images[split] = images
+        if labels is not None:
+            self.labels[split] = labels
+        if groups is not None:
+            self.groups[split] = np.asarray(groups)
+
+    def check(self, image_size: int) -> None:
+        """Raise ValueError where a loader broke the contract above (a bug, not a user error)."""
+        card = self.card
+        for split in ("train", "val", "test"):
+            if split not in self.images:
+                raise ValueError(f"{card.name}: loader returned no {split!r} split")
+        for split, x in self.images.items():
+            if split not in SPLIT_NAMES:
+                raise ValueError(f"{card.name}: unknown split {split!r}")
+            want = (card.channels, image_size, image_size)
+            if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != want:
+                raise ValueError(f"{card.name}/{split}: images {x.dtype} {x.shape}, want uint8 (N, {want})")
+            if split == "unlabeled":
+                continue
+            y = self.labels[split]
+            if card.task == "multiclass":
+                ok = y.dtype == np.int64 and y.shape == (len(x),)
+            else:
+                ok = y.dtype == np.float32 and y.shape == (len(x), len(self.classes))
+            if not ok:
+                raise ValueError(f"{card.name}/{split}: labels {y.dtype} {y.shape} break the contract")
+            if split in self.groups and len(self.groups[split]) != len(x):
+                raise ValueError(f"{card.name}/{split}: {len(self.groups[split])} groups for {len(x)} images")
+
+
+def missing_data_error(card: DatasetCard, path: Path, problem: str = "not found") -> UserError:
+    """The one message for absent data: the exact path, the official source, how to unpack."""
+    lines = [f"dataset {card.name!r}: {problem}: {path}"]
+    source = card.download.get("source")
+    if source:
+        lines.append(f"  official source: {source}")
+    if card.download.get("instructions"):
+        lines.append(f"  how to get it: {' '.join(str(card.download['instructions']).split())}")
+    if card.download.get("files"):
+        lines.append("  or fetch and check it automatically with --download")
+    return UserError("\n".join(lines))
+
+
+def require(card: DatasetCard, path: Path, what: str = "") -> Path:
+    """`path` if it exists, else the missing-data UserError for `card`."""
+    if not path.exists():
+        raise missing_data_error(card, path, f"{what} not found" if what else "not found")
+    return path
+
+
+def card_options(card: DatasetCard, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The card's loader options over `defaults`; an unknown option is a UserError."""
+    unknown = sorted(set(card.options) - set(defaults))
+    if unknown:
+        raise UserError(f"dataset card {card.name}: unknown option(s) {', '.join(unknown)} for "
+                        f"loader {card.loader}; valid options: {', '.join(sorted(defaults)) or '(none)'}")
+    return {**defaults, **card.options}
+
 
 def _import_loaders() -> None:
     """Loaders register themselves on import: import every module of harness.data."""
@@ -106,11 +236,34 @@ def register_cards(cards_dir: Path = CARDS_DIR) -> None:
             DATASETS.add(card.name, card, description=card.description, aliases=card.aliases)
 
 
-def load_dataset(name: str, data_root: Path, image_size: int | None = None,
-                 cache_dir: Path | None = None) -> LoadedDataset:
-    """Load a dataset by card name at `image_size` (default: the card's)."""
+def get_card(name: str) -> DatasetCard:
+    """The card registered under `name` or one of its aliases (UserError listing valid names)."""
     register_cards()
-    card: DatasetCard = DATASETS.get(name)
-    size = image_size or card.image_size
+    return DATASETS.get(name)
+
+
+def load_dataset(name: str, data_root: Path, image_size: int | None = None,
+                 cache_dir: Path | None = None, *, mmap: bool = False) -> LoadedDataset:
+    """Load a dataset by card name (or alias) at `image_size` (default: the card's).
+
+    With `cache_dir`, the decoded arrays are kept there (see harness.data.cache) and reused
+    until the card, the size or the source files change; `mmap` then maps them read-only
+    instead of reading them into memory.
+    """
+    return load_from_card(get_card(name), data_root, image_size, cache_dir, mmap=mmap)
+
+
+def load_from_card(card: DatasetCard, data_root: Path, image_size: int | None = None,
+                   cache_dir: Path | None = None, *, mmap: bool = False) -> LoadedDataset:
+    """`load_dataset` for a card object (one not in datasets/, e.g. built by a benchmark)."""
+    from harness.data.cache import cached_load  # cache imports this module
+
+    size = int(image_size or card.image_size)
+    root = Path(data_root) / card.root
     loader = LOADERS.get(card.loader)
-    return loader(card, Path(data_root) / card.root, size)
+    if cache_dir is None:
+        data = loader(card, root, size)
+    else:
+        data = cached_load(card, root, size, Path(cache_dir), loader, mmap=mmap)
+    data.check(size)
+    return data

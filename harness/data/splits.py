@@ -38,3 +38,22 @@ def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int,
         assigned[members] = np.minimum(np.searchsorted(targets, cum, side="right"), len(names) - 1)
     part_of_image = assigned[inverse]
     return {n: np.flatnonzero(part_of_image == k) for k, n in enumerate(names)}
+
+
+def label_strata(labels: np.ndarray) -> np.ndarray:
+    """A 1-D stratum per example: the class for multiclass; for multi-hot (N, L) labels the
+    first positive label, or L for none ("No Finding")."""
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        return labels
+    positive = labels > 0
+    return np.where(positive.any(axis=1), positive.argmax(axis=1), labels.shape[1])
+
+
+def carve_pool(labels: np.ndarray, fractions: dict[str, float], seed: int,
+               groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Carve the labelled pool into the card's numeric splits (stratified, grouped if given).
+
+    A thin wrapper over `stratified_split` taking multiclass or multi-hot labels.
+    """
+    return stratified_split(label_strata(labels), fractions, seed, groups)

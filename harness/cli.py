@@ -1,0 +1,142 @@
+"""Command line: parse, validate everything up front, hand to the grid runner and leaderboard.
+
+User errors (unknown name, bad value, unreadable file, missing data) print one line and exit 2
+before anything is written under --results-dir.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import UserError
+
+EXAMPLES = """examples:
+  python run_bench.py                                   # embedded default benchmark (digits)
+  python run_bench.py --methods all --datasets isic,stl10
+  python run_bench.py --config configs/x.yaml --seeds 6 --set pretrain.epochs=200
+  python run_bench.py --methods "byol-nobn-*" --dry-run
+  python run_bench.py --leaderboard                     # rebuild tables from results/runs
+  accelerate launch run_bench.py ...                    # several GPUs / nodes
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other user error
+        raise UserError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="run_bench.py", description="Benchmark BYOL variants across datasets and seeds.",
+                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/default.yaml", help="YAML config (default: %(default)s)")
+    p.add_argument("--methods", help='comma list, "all", or wildcards such as "byol-nobn-*"')
+    p.add_argument("--datasets", help="comma list of dataset cards (or aliases), or all")
+    p.add_argument("--protocols", help="comma list of evaluation protocols, or all")
+    p.add_argument("--seeds", help="a count (3 -> seeds 0,1,2) or a comma list (0,5,7)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, dotted and type-checked (repeatable)")
+    p.add_argument("--data-root", help="where datasets live (default: data.root, ./data)")
+    p.add_argument("--results-dir", default="results", help="runs/, LEADERBOARD.md, figures (default: %(default)s)")
+    p.add_argument("--list", action="store_true", help="list methods, datasets, protocols, backbones")
+    p.add_argument("--leaderboard", action="store_true", help="only rebuild the leaderboard from results/runs")
+    p.add_argument("--dry-run", action="store_true", help="print the grid, run nothing")
+    return p
+
+
+def _seeds_override(text: str) -> str:
+    text = text.strip()
+    if text.isdigit():
+        return f"benchmark.seeds={int(text)}"
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    if not parts or not all(t.lstrip("-").isdigit() for t in parts):
+        raise UserError(f"--seeds wants a count (e.g. 3) or a comma list of integers (e.g. 0,1,5), got {text!r}")
+    return f"benchmark.seeds=[{','.join(parts)}]"
+
+
+def _list_overrides(args) -> list[str]:
+    out = []
+    for flag, key in (("methods", "benchmark.methods"), ("datasets", "benchmark.datasets"),
+                      ("protocols", "benchmark.protocols")):
+        value = getattr(args, flag)
+        if value is not None:
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            if not items:
+                raise UserError(f"--{flag} is empty; give a comma list or 'all'")
+            out.append(f"{key}=[{', '.join(repr(i) for i in items)}]")
+    if args.seeds is not None:
+        out.append(_seeds_override(args.seeds))
+    if args.data_root is not None:
+        out.append(f"data.root={args.data_root!r}")
+    return out
+
+
+def print_listing() -> None:
+    from harness.data import DATASETS, LOADERS
+    from harness.data.cards import register_cards
+    from harness.evaluation import PROTOCOLS
+    from harness.method import import_methods
+    from harness.models.backbones import BACKBONES
+
+    methods = import_methods()
+    register_cards()
+    for title, reg in (("methods", methods), ("datasets", DATASETS), ("protocols", PROTOCOLS),
+                       ("backbones", BACKBONES), ("dataset formats", LOADERS)):
+        print(f"{title}:")
+        width = max(len(n) for n in reg.names())
+        for name in reg.names():
+            print(f"  {name:<{width}}  {reg.describe(name)}")
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        print_listing()
+        return 0
+    from harness.config import load_config
+    from harness.leaderboard import write_leaderboard
+
+    results_dir = Path(args.results_dir)
+    if args.leaderboard:
+        path = write_leaderboard(results_dir)
+        print(f"wrote {path}")
+        return 0
+    cfg = load_config(args.config, [*_list_overrides(args), *args.set])
+
+    from harness.grid import expand_grid
+    specs = expand_grid(cfg, results_dir / "runs")
+    if args.dry_run:
+        for s in specs:
+            print(f"{'done ' if s.done else 'run  '} {s.label}  [{s.config['run_hash']}]")
+        todo = sum(not s.done for s in specs)
+        print(f"{len(specs)} runs in the grid, {todo} to run, {len(specs) - todo} already completed")
+        return 0
+
+    from accelerate import Accelerator
+    from harness.runner import run_grid
+
+    accelerator = Accelerator(mixed_precision=cfg["pretrain"]["mixed_precision"],
+                              cpu=not _cuda_available())
+    cache_dir = Path(cfg["data"]["cache_dir"]) if cfg["data"]["cache_dir"] else results_dir / "cache"
+    counts = run_grid(specs, accelerator, results_dir, Path(cfg["data"]["root"]), cache_dir)
+    if accelerator.is_main_process:
+        path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"])
+        print(f"{counts['COMPLETED']} completed, {counts['FAILED']} failed, "
+              f"{counts['skipped']} skipped (already completed); wrote {path}")
+    return 0
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,193 @@
+"""Benchmark configuration: defaults, YAML files, dotted `--set` overrides, validation, hashing.
+
+The defaults below are the schema: a config file or override may only name keys that exist
+here (an unknown key is an error that names it and lists the valid ones), and a value must
+have the default's type (ints are accepted where floats are expected). Per-method options live
+under `method_options.<method>` and are checked against the method's own `options`.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import UserError
+
+DEFAULTS: dict[str, Any] = {
+    "benchmark": {
+        "methods": ["byol", "random-init", "supervised"],
+        "datasets": ["digits"],
+        "seeds": 3,                  # a count (seeds 0..n-1) or an explicit list
+        "protocols": ["linear", "knn"],
+        "baseline": "byol",          # the method every other is compared with, paired by seed
+    },
+    "data": {
+        "root": "data",              # --data-root; not part of a run's identity
+        "image_size": 0,             # 0: the dataset card's size
+        "num_workers": 0,            # DataLoader workers for augmentation
+        "cache_dir": "",             # decoded-image cache; "" = <results-dir>/cache
+    },
+    "backbone": {
+        "name": "small-cnn",
+        "norm": "bn",                # bn | gn | ln | none, each optionally +ws
+        "small_stem": True,
+        "gn_groups": 32,
+        "width": 32,                 # small-cnn only
+    },
+    "pretrain": {
+        "epochs": 20,
+        "batch_size": 128,           # global batch (split over processes)
+        "optimizer": "adamw",        # adamw | sgd | lars
+        "lr": 2.0e-3,                # for the global batch size
+        "momentum": 0.9,
+        "weight_decay": 1.0e-4,      # never on biases and normalisation parameters
+        "warmup_epochs": 2,
+        "mixed_precision": "no",     # no | fp16 | bf16 (Accelerate)
+        "max_grad_norm": 0.0,        # 0: no clipping
+        "drop_last": True,
+    },
+    "byol": {
+        "proj_hidden": 512,          # paper: 4096
+        "proj_dim": 128,             # paper: 256
+        "pred_hidden": 512,          # paper: 4096
+        "tau_base": 0.99,            # paper: 0.996 (ImageNet); 0.99 for small datasets
+        "heads_norm": "bn",          # normalisation inside projector/predictor
+    },
+    "augment": {                     # BYOL (Grill et al. 2020, Table 6); pairs are (view 1, view 2)
+        "crop_scale": [0.08, 1.0],
+        "hflip_p": 0.5,
+        "jitter_p": 0.8,
+        "brightness": 0.4,
+        "contrast": 0.4,
+        "saturation": 0.2,           # ignored for grayscale data
+        "hue": 0.1,                  # ignored for grayscale data
+        "grayscale_p": 0.2,          # ignored for grayscale data
+        "blur_p": [1.0, 0.1],
+        "blur_sigma": [0.1, 2.0],
+        "solarize_p": [0.0, 0.2],
+    },
+    "method_options": {},            # {method: {option: value}}; see each method's `options`
+    "eval": {
+        "batch_size": 512,
+        "linear": {
+            "weight_decays": [0.0, 1.0e-5, 1.0e-4, 1.0e-3, 1.0e-2],  # chosen on val
+            "max_iter": 200,         # L-BFGS iterations per weight decay
+        },
+        "knn": {"k": 20, "temperature": 0.07},
+    },
+}
+
+# Keys whose value may take more than the default's type.
+_EXTRA_TYPES: dict[str, tuple[type, ...]] = {"benchmark.seeds": (int, list)}
+# Keys that say where things are or how fast they go, not what is computed: not in the run hash.
+NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir")
+
+
+def _type_ok(key: str, value: Any, default: Any) -> bool:
+    allowed = _EXTRA_TYPES.get(key)
+    if allowed:
+        return isinstance(value, allowed) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def merge(base: dict, update: dict, schema: dict = DEFAULTS, prefix: str = "") -> dict:
+    """Deep-merge `update` into a copy of `base`, checking every key and type against `schema`."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        path = f"{prefix}{key}"
+        if path == "method_options":
+            if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+                raise UserError("method_options must map method names to {option: value} mappings")
+            for method, opts in value.items():
+                out["method_options"].setdefault(method, {}).update(copy.deepcopy(opts))
+            continue
+        if key not in schema:
+            raise UserError(f"unknown config key {path!r}; valid keys"
+                            f"{' under ' + prefix[:-1] if prefix else ''}: {', '.join(schema)}")
+        default = schema[key]
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise UserError(f"config key {path!r} is a section; give it a mapping, e.g. {path}.{next(iter(default))}")
+            out[key] = merge(out[key], value, default, path + ".")
+        else:
+            if not _type_ok(path, value, default):
+                want = " or ".join(t.__name__ for t in _EXTRA_TYPES.get(path, (type(default),)))
+                raise UserError(f"config key {path!r} wants a {want}, got {value!r} ({type(value).__name__})")
+            out[key] = float(value) if isinstance(default, float) else copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def parse_set(item: str) -> dict:
+    """'pretrain.epochs=5' -> {'pretrain': {'epochs': 5}}; the value is parsed as YAML."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise UserError(f"malformed --set {item!r}; expected dotted.key=value, e.g. pretrain.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    nested: dict = value
+    for part in reversed(key.strip().split(".")):
+        nested = {part: nested}
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict:
+    """DEFAULTS <- YAML file <- each --set, validated at every step."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path:
+        cfg = merge(cfg, read_yaml(path))
+    for item in overrides:
+        cfg = merge(cfg, parse_set(item))
+    return cfg
+
+
+def seed_list(seeds: int | list) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise UserError(f"--seeds must be a positive count or a list of integers, got {seeds}")
+        return list(range(seeds))
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise UserError(f"--seeds must be a positive count or a list of integers, got {seeds!r}")
+    return list(dict.fromkeys(seeds))
+
+
+def drop_keys(cfg: dict, dotted: tuple[str, ...]) -> dict:
+    out = copy.deepcopy(cfg)
+    for key in dotted:
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(leaf, None)
+    return out
+
+
+def config_hash(run_config: dict) -> str:
+    """Identity of a run: sha256 of its resolved config without the NON_IDENTITY_KEYS."""
+    blob = json.dumps(drop_keys(run_config, NON_IDENTITY_KEYS), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,77 @@
+"""What a protocol gets: the encoder, the data, features extracted once, and the single door
+to test labels (`score_test`), so no protocol can select anything on test."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+from accelerate import Accelerator
+
+from harness.augment import Normalize
+from harness.data import LoadedDataset
+from harness.metrics import compute_metrics
+from harness.registry import Registry
+
+PROTOCOLS = Registry("protocol")
+
+
+@torch.no_grad()
+def extract_features(encoder: nn.Module, images: np.ndarray, normalize: Normalize,
+                     batch_size: int, device: torch.device) -> torch.Tensor:
+    """Frozen features (eval mode, no augmentation) as a float32 CPU tensor (N, D)."""
+    was_training = encoder.training
+    encoder.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[start:start + batch_size]).to(device, non_blocking=True)
+        out.append(encoder(normalize(x)).float().cpu())
+    encoder.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@dataclass
+class EvalContext:
+    """Evaluation inputs for one run. Test labels are reachable only through `score_test`."""
+    encoder: nn.Module
+    data: LoadedDataset
+    cfg: dict
+    seed: int
+    accelerator: Accelerator
+    _features: dict[str, torch.Tensor] = field(default_factory=dict)
+    tested: set[str] = field(default_factory=set)
+    info: dict[str, dict] = field(default_factory=dict)  # what was chosen on val, per protocol
+
+    @property
+    def task(self) -> str:
+        return self.data.card.task
+
+    @property
+    def primary_metric(self) -> str:
+        return self.data.card.primary_metric
+
+    def features(self, split: str) -> torch.Tensor:
+        """Features of train/val/test, extracted once per run and shared by protocols."""
+        if split not in self._features:
+            normalize = Normalize(self.data.card.mean, self.data.card.std).to(self.accelerator.device)
+            self._features[split] = extract_features(
+                self.encoder, self.data.images[split], normalize, self.cfg["eval"]["batch_size"],
+                self.accelerator.device)
+        return self._features[split]
+
+    def labels(self, split: str) -> np.ndarray:
+        """Labels of train or val (for fitting and selection). Test labels are refused."""
+        if split == "test":
+            raise PermissionError("test labels are only read by EvalContext.score_test")
+        return self.data.labels[split]
+
+    def val_metrics(self, scores: np.ndarray) -> dict[str, float]:
+        return compute_metrics(self.task, self.labels("val"), scores)
+
+    def score_test(self, protocol: str, scores: np.ndarray) -> dict[str, float]:
+        """The one read of test labels, once per protocol: metrics of the final model."""
+        if protocol in self.tested:
+            raise RuntimeError(f"protocol {protocol!r} scored the test split twice")
+        self.tested.add(protocol)
+        return compute_metrics(self.task, self.data.labels["test"], scores)

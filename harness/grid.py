@@ -1,0 +1,72 @@
+"""Expand a config into the grid dataset x method x seed, each a fully resolved run config."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.config import config_hash, seed_list
+from harness.data import DATASETS
+from harness.data.cards import register_cards
+from harness.errors import UserError
+from harness.evaluation import PROTOCOLS
+from harness.method import METHODS, import_methods
+from harness.results import completed_hashes
+
+
+@dataclass
+class RunSpec:
+    dataset: str
+    method: str
+    seed: int
+    config: dict            # resolved run config, including run_hash
+    done: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset} / {self.method} / seed {self.seed}"
+
+
+def resolve_selection(cfg: dict) -> tuple[list[str], list[str], list[int], list[str]]:
+    """Names in the config -> registered names (wildcards, aliases, 'all'); errors list valid ones."""
+    import_methods()
+    register_cards()
+    b = cfg["benchmark"]
+    methods = METHODS.select(b["methods"])
+    datasets = DATASETS.select(b["datasets"])
+    protocols = PROTOCOLS.select(b["protocols"])
+    seeds = seed_list(b["seeds"])
+    for name in cfg["method_options"]:
+        METHODS.canonical(name)
+    METHODS.canonical(b["baseline"])
+    return methods, datasets, seeds, protocols
+
+
+def run_config(cfg: dict, dataset: str, method: str, seed: int, protocols: list[str]) -> dict:
+    """The resolved config of one run: only the sections the method uses, so changing, say,
+    BYOL's head size does not invalidate the random-init runs."""
+    cls = METHODS.get(method)
+    card = DATASETS.get(dataset)
+    options = cls.resolve_options(method, cfg["method_options"].get(method))
+    rc = {"dataset": dataset, "method": method, "seed": seed, "protocols": list(protocols),
+          "data": copy.deepcopy(cfg["data"]), "eval": copy.deepcopy(cfg["eval"]),
+          "method_options": options}
+    rc["data"]["image_size"] = cfg["data"]["image_size"] or card.image_size
+    for section in cls.config_sections:
+        rc[section] = copy.deepcopy(cfg[section])
+    rc["run_hash"] = config_hash(rc)
+    return rc
+
+
+def expand_grid(cfg: dict, runs_dir: Path) -> list[RunSpec]:
+    methods, datasets, seeds, protocols = resolve_selection(cfg)
+    done = completed_hashes(runs_dir)
+    specs = []
+    for dataset in datasets:
+        for method in methods:
+            for seed in seeds:
+                rc = run_config(cfg, dataset, method, seed, protocols)
+                specs.append(RunSpec(dataset, method, seed, rc, rc["run_hash"] in done))
+    if not specs:
+        raise UserError("the grid is empty: select at least one dataset, method and seed")
+    return specs

@@ -1,0 +1,105 @@
+"""What every method is to the runner: a small class with an online network, a loss, hooks.
+
+The runner builds `Method(encoder, ...)`, prepares `method.online` with Accelerate (the EMA
+target, if any, stays outside `prepare`), and per batch calls `training_step`, then after each
+optimizer step `after_optimizer_step`. Methods register with `@METHODS.register("name")` in a
+module of the `methods/` package; importing the package registers them all.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from harness.errors import UserError
+from harness.registry import Registry
+
+METHODS = Registry("method")
+
+
+@dataclass
+class StepContext:
+    """Where training stands, and the cross-process tools a cross-image loss needs."""
+    epoch: int
+    step: int
+    total_steps: int
+    total_epochs: int
+    rank: int = 0
+    world_size: int = 1
+    gather: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # all_gather over processes
+    labels: torch.Tensor | None = None  # only for monitoring in SSL methods, never for training
+
+    @property
+    def progress(self) -> float:
+        return self.step / max(self.total_steps, 1)
+
+
+class Method:
+    """Base class. Subclasses set `views`/`uses_labels`/`trains` and implement the loss.
+
+    `options` holds the method's own settings with their defaults; a config overrides them with
+    `method_options.<method>.<option>`, and unknown options are errors.
+    """
+    views: int = 2               # augmented views per image the loader produces
+    uses_labels: bool = False    # True only for the supervised reference
+    trains: bool = True          # False: evaluated as initialised (random-init)
+    reference: bool = False      # a reference row, not an SSL method
+    options: dict[str, Any] = {}
+    # Config sections this method's result depends on (they enter the run's identity hash).
+    config_sections: tuple[str, ...] = ("backbone", "pretrain", "augment")
+
+    def __init__(self, encoder: nn.Module, cfg: dict, options: dict, num_classes: int, task: str):
+        self.cfg = cfg
+        self.opt = options
+        self.num_classes = num_classes
+        self.task = task
+        self.online: nn.Module = encoder
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The network evaluation uses (the online encoder)."""
+        return self.online
+
+    def to(self, device: torch.device) -> "Method":
+        self.online.to(device)
+        return self
+
+    def training_step(self, model: nn.Module, views: list[torch.Tensor], ctx: StepContext
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss for one batch (`model` is the prepared `self.online`) and detached logs."""
+        raise TypeError(f"{type(self).__name__} does not train")
+
+    def after_optimizer_step(self, ctx: StepContext) -> None:
+        """Hook after each optimizer step (BYOL: the EMA update of the target)."""
+
+    def epoch_logs(self) -> dict[str, float]:
+        """Per-epoch figures to log (e.g. how often TracIn's partner shares the label)."""
+        return {}
+
+    @classmethod
+    def resolve_options(cls, name: str, given: dict | None) -> dict:
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(cls.options))
+        if unknown:
+            valid = ", ".join(sorted(cls.options)) or "(none)"
+            raise UserError(f"unknown option(s) {', '.join(unknown)} for method {name!r}; valid: {valid}")
+        out = dict(cls.options)
+        for key, value in given.items():
+            default = cls.options[key]
+            if default is not None and not isinstance(value, type(default)) and not (
+                    isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
+                raise UserError(f"method_options.{name}.{key} wants a {type(default).__name__}, got {value!r}")
+            out[key] = type(default)(value) if isinstance(default, float) else value
+        return out
+
+
+def import_methods() -> Registry:
+    """Import every module in the `methods` package so that each registers itself."""
+    import methods
+    for info in pkgutil.iter_modules(methods.__path__):
+        importlib.import_module(f"methods.{info.name}")
+    return METHODS

@@ -1,0 +1,1 @@
+"""Encoders (backbones), their injectable normalisation layers, and MLP heads."""

@@ -1,0 +1,72 @@
+"""Optimisers and the learning-rate schedule: warm-up + cosine, no weight decay on biases and
+normalisation parameters (BYOL, METHODS.md section 1)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from harness.errors import UserError
+
+
+class LARS(torch.optim.Optimizer):
+    """LARS (You et al. 2017) as BYOL uses it: SGD with momentum, the update of each parameter
+    scaled by trust_coef * |w| / |grad + wd w|; groups with `lars=False` (biases, norms) skip
+    both the scaling and weight decay."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                 trust_coef: float = 1e-3):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      trust_coef=trust_coef, lars=True))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad
+                if group["lars"]:
+                    d = d.add(p, alpha=group["weight_decay"])
+                    w_norm, d_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(d)
+                    trust = torch.where((w_norm > 0) & (d_norm > 0),
+                                        group["trust_coef"] * w_norm / d_norm, torch.ones_like(w_norm))
+                    d = d.mul(trust)
+                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                buf.mul_(group["momentum"]).add_(d)
+                p.add_(buf, alpha=-group["lr"])
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weights with decay; biases and normalisation parameters (1-D) without."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0, "lars": False}]
+
+
+def build_optimizer(model: nn.Module, pre: dict) -> torch.optim.Optimizer:
+    groups = param_groups(model, pre["weight_decay"])
+    name = pre["optimizer"]
+    if name == "adamw":
+        for g in groups:
+            g.pop("lars", None)
+        return torch.optim.AdamW(groups, lr=pre["lr"])
+    if name == "sgd":
+        for g in groups:
+            g.pop("lars", None)
+        return torch.optim.SGD(groups, lr=pre["lr"], momentum=pre["momentum"])
+    if name == "lars":
+        return LARS(groups, lr=pre["lr"], momentum=pre["momentum"])
+    raise UserError(f"unknown optimizer {name!r}; valid: adamw, sgd, lars")
+
+
+def warmup_cosine_lr(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
+    """Linear warm-up from 0 to base_lr, then cosine decay to 0 at total_steps."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))

@@ -1,0 +1,147 @@
+"""Run the grid: each (dataset, method, seed) is one Sacred run observed under results/runs.
+
+Accelerate owns devices and processes (one CPU process is the degenerate case); only the main
+process attaches the FileStorageObserver. A completed run with the same resolved-config hash is
+skipped; a failing run is recorded FAILED by Sacred with its reason and the grid goes on.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, set_seed
+from tqdm.auto import tqdm
+
+from harness.data import LoadedDataset, load_dataset
+from harness.evaluation import PROTOCOLS, EvalContext
+from harness.grid import RunSpec
+from harness.method import METHODS
+from harness.models.backbones import build_backbone
+from harness.train import train
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class PeakMemory:
+    """Peak memory during a block: CUDA max allocated, or on CPU the peak resident set size
+    sampled every 20 ms by a thread (the process-wide ru_maxrss never goes down across runs)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak_mb, self._stop = device, 0.0, threading.Event()
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            import psutil
+            proc = psutil.Process()
+
+            def sample():
+                while not self._stop.wait(0.02):
+                    self.peak_mb = max(self.peak_mb, proc.memory_info().rss / 2**20)
+            self.peak_mb = proc.memory_info().rss / 2**20
+            self._thread = threading.Thread(target=sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+
+
+def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_scalar, info: dict) -> dict:
+    """Build, pretrain and evaluate one run; returns the flat result dict of the result contract."""
+    start = time.perf_counter()
+    seed = config["seed"]
+    set_seed(seed)
+    card = data.card
+    bb = config["backbone"]
+    encoder = build_backbone(bb["name"], in_channels=card.channels, norm=bb["norm"],
+                             small_stem=bb["small_stem"], gn_groups=bb["gn_groups"],
+                             **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
+    cls = METHODS.get(config["method"])
+    method = cls(encoder, config, config["method_options"], data.num_classes, card.task).to(accelerator.device)
+    with PeakMemory(accelerator.device) as mem:
+        stats = train(method, data, config, accelerator, seed, log_scalar)
+    result: dict[str, float] = {}
+    if accelerator.is_main_process:
+        ctx = EvalContext(method.encoder, data, config, seed, accelerator)
+        for protocol in config["protocols"]:
+            for metric, value in PROTOCOLS.get(protocol)(ctx).items():
+                result[f"{protocol}/{metric}"] = float(value)
+        info["selection"] = ctx.info
+    accelerator.wait_for_everyone()
+    result["cost/pretrain_img_per_s"] = stats.img_per_s
+    result["cost/pretrain_s"] = stats.seconds
+    result["cost/peak_mem_mb"] = mem.peak_mb
+    result["cost/wall_s"] = time.perf_counter() - start
+    return result
+
+
+def _git_available() -> bool:
+    if not (REPO_ROOT / ".git").exists() or shutil.which("git") is None:
+        return False
+    probe = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True)
+    return probe.returncode == 0
+
+
+def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, runs_dir: Path) -> str:
+    """One Sacred run; returns its status (COMPLETED or FAILED). Never raises for a failed run."""
+    with warnings.catch_warnings():  # sacred 0.8.7 imports the deprecated pkg_resources
+        warnings.simplefilter("ignore", UserWarning)
+        from sacred import SETTINGS, Experiment
+    from sacred.observers import FileStorageObserver
+
+    SETTINGS.CAPTURE_MODE = "sys"      # 'fd' would start tee subprocesses
+    ex = Experiment(f"{spec.dataset}.{spec.method}", interactive=True, save_git_info=_git_available())
+    ex.add_config(copy.deepcopy(spec.config))
+    if accelerator.is_main_process:
+        ex.observers.append(FileStorageObserver(str(runs_dir)))
+
+    @ex.main
+    def main(_config, _run):
+        config = json.loads(json.dumps(_config))   # Sacred's read-only containers -> plain
+        return execute(config, data, accelerator, _run.log_scalar, _run.info)
+
+    try:
+        run = ex.run(options={"--loglevel": "ERROR"})
+        return run.status
+    except Exception as exc:  # recorded FAILED by the observer; the grid goes on
+        tqdm.write(f"FAILED {spec.label}: {type(exc).__name__}: {exc}")
+        return "FAILED"
+
+
+def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, data_root: Path,
+             cache_dir: Path) -> dict[str, int]:
+    """Run every spec not already done; returns counts by status."""
+    runs_dir = results_dir / "runs"
+    # Every process must agree on what to run: the main process's view of the store decides.
+    todo_flags = [[not s.done for s in specs]]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(todo_flags)
+    todo = [s for s, flag in zip(specs, todo_flags[0]) if flag]
+    counts = {"skipped": len(specs) - len(todo), "COMPLETED": 0, "FAILED": 0}
+    # Load (or decode into the cache) every dataset first: missing data fails before any run.
+    datasets: dict[tuple[str, int], LoadedDataset] = {}
+    for spec in todo:
+        key = (spec.dataset, spec.config["data"]["image_size"])
+        if key not in datasets:
+            datasets[key] = load_dataset(spec.dataset, data_root, key[1], cache_dir)
+    bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
+    for spec in bar:
+        bar.set_postfix_str(spec.label)
+        key = (spec.dataset, spec.config["data"]["image_size"])
+        status = sacred_run(spec, datasets[key], accelerator, runs_dir)
+        counts[status] = counts.get(status, 0) + 1
+    return counts

@@ -1,0 +1,121 @@
+"""The training loop every method shares: read top to bottom, nanoGPT-style.
+
+One loop for SSL pretraining and the supervised reference. Accelerate does devices, DDP and
+mixed precision; the loop only asks the method for a loss and calls its post-step hook.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from harness.augment import Normalize, ViewDataset, byol_view_transform
+from harness.data import LoadedDataset
+from harness.method import Method, StepContext
+from harness.optim import build_optimizer, warmup_cosine_lr
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training diverged; the run is recorded as FAILED with this message."""
+
+
+@dataclass
+class TrainStats:
+    img_per_s: float = 0.0
+    seconds: float = 0.0
+    steps: int = 0
+    epoch_loss: list[float] = field(default_factory=list)
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+
+
+def make_loader(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerator, seed: int):
+    pre, aug = cfg["pretrain"], cfg["augment"]
+    card = data.card
+    size = data.images["train"].shape[-1]
+    if method.uses_labels:
+        images, labels = data.images["train"], torch.from_numpy(data.labels["train"])
+    else:
+        images, labels = data.pretrain_images(), None
+    transforms = [byol_view_transform(aug, size, card.channels, v) for v in range(method.views)]
+    dataset = ViewDataset(torch.from_numpy(images), transforms, labels)
+    per_process = max(1, pre["batch_size"] // accelerator.num_processes)
+    if per_process > len(dataset):
+        per_process = len(dataset)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=per_process, shuffle=True, drop_last=pre["drop_last"],
+        num_workers=cfg["data"]["num_workers"], worker_init_fn=_seed_worker,
+        generator=torch.Generator().manual_seed(seed), pin_memory=accelerator.device.type == "cuda",
+        persistent_workers=cfg["data"]["num_workers"] > 0)
+
+
+def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerator, seed: int,
+          log_scalar: Callable[[str, float, int], None]) -> TrainStats:
+    """Pretrain `method` on the dataset's pretraining images (or train labels for supervised)."""
+    stats = TrainStats()
+    if not method.trains or cfg["pretrain"]["epochs"] <= 0:
+        return stats
+    pre = cfg["pretrain"]
+    loader = make_loader(method, data, cfg, accelerator, seed)
+    method.to(accelerator.device)
+    normalize = Normalize(data.card.mean, data.card.std).to(accelerator.device)
+    optimizer = build_optimizer(method.online, pre)
+    model, optimizer, loader = accelerator.prepare(method.online, optimizer, loader)
+    steps_per_epoch = len(loader)
+    total = pre["epochs"] * steps_per_epoch
+    warmup = pre["warmup_epochs"] * steps_per_epoch
+    gather = accelerator.gather if accelerator.num_processes > 1 else (lambda t: t)
+    ctx = StepContext(epoch=0, step=0, total_steps=total, total_epochs=pre["epochs"],
+                      rank=accelerator.process_index, world_size=accelerator.num_processes, gather=gather)
+    model.train()
+    images_seen, start = 0, time.perf_counter()
+    bar = tqdm(range(pre["epochs"]), desc="  epochs", leave=False, disable=not accelerator.is_main_process)
+    for epoch in bar:
+        ctx.epoch = epoch
+        loss_sum = torch.zeros((), device=accelerator.device)
+        log_sums: dict[str, torch.Tensor] = {}
+        for batch in loader:
+            *views, labels_or_index = batch
+            views = [normalize(v) for v in views]
+            ctx.labels = labels_or_index if method.uses_labels else None
+            lr = warmup_cosine_lr(ctx.step, total, warmup, pre["lr"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with accelerator.autocast():
+                loss, logs = method.training_step(model, views, ctx)
+            accelerator.backward(loss)
+            if pre["max_grad_norm"] > 0:
+                accelerator.clip_grad_norm_(model.parameters(), pre["max_grad_norm"])
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            method.after_optimizer_step(ctx)
+            ctx.step += 1
+            images_seen += views[0].shape[0] * accelerator.num_processes
+            loss_sum += loss.detach().float()
+            for k, v in logs.items():
+                log_sums[k] = log_sums.get(k, 0.0) + v.float()
+        # One host sync per epoch: the loss check and the logs.
+        epoch_loss = float(loss_sum) / steps_per_epoch
+        if not math.isfinite(epoch_loss):
+            raise NonFiniteLoss(f"non-finite training loss ({epoch_loss}) in epoch {epoch + 1}")
+        stats.epoch_loss.append(epoch_loss)
+        log_scalar("train/loss", epoch_loss, epoch + 1)
+        for k, v in log_sums.items():
+            log_scalar(f"train/{k}", float(v) / steps_per_epoch, epoch + 1)
+        for k, v in method.epoch_logs().items():
+            log_scalar(f"train/{k}", v, epoch + 1)
+        bar.set_postfix(loss=f"{epoch_loss:.4f}")
+    stats.seconds = time.perf_counter() - start
+    stats.steps = ctx.step
+    stats.img_per_s = images_seen / stats.seconds if stats.seconds > 0 else 0.0
+    accelerator.free_memory()
+    return stats
