@@ -54,6 +54,7 @@ def run_config(cfg: dict, dataset: str, method: str, seed: int, protocols: list[
     rc["data"]["image_size"] = cfg["data"]["image_size"] or card.image_size
     for section in cls.config_sections:
         rc[section] = copy.deepcopy(cfg[section])
+    cls.configure(rc)
     rc["run_hash"] = config_hash(rc)
     return rc
 

@@ -81,6 +81,11 @@ class Method:
         return {}
 
     @classmethod
+    def configure(cls, run_config: dict) -> None:
+        """Adjust the resolved run config in place before it is hashed (e.g. a BN-free variant
+        sets `backbone.norm`), so the config on disk is the one that ran."""
+
+    @classmethod
     def resolve_options(cls, name: str, given: dict | None) -> dict:
         given = dict(given or {})
         unknown = sorted(set(given) - set(cls.options))
