@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
         "heads_norm": "bn",          # normalisation inside projector/predictor
     },
     "augment": {                     # BYOL (Grill et al. 2020, Table 6); pairs are (view 1, view 2)
+        "backend": "batched",        # batched (on the training device) | v2 (per image, in workers)
         "crop_scale": [0.08, 1.0],
         "hflip_p": 0.5,
         "jitter_p": 0.8,

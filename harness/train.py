@@ -15,7 +15,8 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from harness.augment import Normalize, ViewDataset, byol_view_transform
+from harness.augment import BatchedViewAugment, Normalize, ViewDataset, byol_view_transform
+from harness.errors import UserError
 from harness.data import LoadedDataset
 from harness.method import Method, StepContext
 from harness.optim import build_optimizer, warmup_cosine_lr
@@ -45,8 +46,13 @@ def make_loader(method: Method, data: LoadedDataset, cfg: dict, accelerator: Acc
     if method.uses_labels:
         images, labels = data.images["train"], torch.from_numpy(data.labels["train"])
     else:
-        images, labels = data.pretrain_images(), None
-    transforms = [byol_view_transform(aug, size, card.channels, v) for v in range(method.views)]
+        images, labels = data.pretrain_images(), monitoring_labels(data)
+    if aug["backend"] == "v2":
+        transforms = [byol_view_transform(aug, size, card.channels, v) for v in range(method.views)]
+    elif aug["backend"] == "batched":
+        transforms = []  # views are made from the batch on the device (make_views)
+    else:
+        raise UserError(f"unknown augment.backend {aug['backend']!r}; valid: batched, v2")
     dataset = ViewDataset(torch.from_numpy(images), transforms, labels)
     per_process = max(1, pre["batch_size"] // accelerator.num_processes)
     if per_process > len(dataset):
@@ -58,6 +64,45 @@ def make_loader(method: Method, data: LoadedDataset, cfg: dict, accelerator: Acc
         persistent_workers=cfg["data"]["num_workers"] > 0)
 
 
+def make_views(batch_views: list[torch.Tensor], augments: list[BatchedViewAugment] | None,
+               normalize: Normalize, generator: torch.Generator | None) -> list[torch.Tensor]:
+    """Normalised float views: from the loader's views (v2) or made here from the batch."""
+    if augments is None:
+        return [normalize(v) for v in batch_views]
+    return [normalize(a(batch_views[0], generator)) for a in augments]
+
+
+def monitoring_labels(data: LoadedDataset) -> torch.Tensor | None:
+    """Labels of `data.pretrain_images()` (train, then unlabeled) for MONITORING ONLY, e.g. how
+    often TracIn's partner shares the true label; -1 where an image has none (the unlabeled split).
+    SSL methods receive them as `ctx.labels` and must never train on them."""
+    train_labels = data.labels.get("train")
+    if train_labels is None:
+        return None
+    n_unlabeled = len(data.images["unlabeled"]) if "unlabeled" in data.images else 0
+    missing = np.full((n_unlabeled, *train_labels.shape[1:]), -1, dtype=train_labels.dtype)
+    return torch.from_numpy(np.concatenate([train_labels, missing]))
+
+
+def train_step(method: Method, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               accelerator: Accelerator, views: list[torch.Tensor], ctx: StepContext, lr: float,
+               max_grad_norm: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimisation step: loss, backward, (clip), optimizer, the method's post-step hook (EMA).
+    Returns the detached loss and the method's logs; no host sync. harness.bench_step times it."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with accelerator.autocast():
+        loss, logs = method.training_step(model, views, ctx)
+    accelerator.backward(loss)
+    if max_grad_norm > 0:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    method.after_optimizer_step(ctx)
+    ctx.step += 1
+    return loss.detach(), logs
+
+
 def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerator, seed: int,
           log_scalar: Callable[[str, float, int], None]) -> TrainStats:
     """Pretrain `method` on the dataset's pretraining images (or train labels for supervised)."""
@@ -66,8 +111,14 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         return stats
     pre = cfg["pretrain"]
     loader = make_loader(method, data, cfg, accelerator, seed)
+    labelled = loader.dataset.labels is not None  # supervised: targets; SSL: monitoring only
     method.to(accelerator.device)
     normalize = Normalize(data.card.mean, data.card.std).to(accelerator.device)
+    augments, generator = None, None
+    if cfg["augment"]["backend"] == "batched":
+        size = data.images["train"].shape[-1]
+        augments = [BatchedViewAugment(cfg["augment"], size, data.card.channels, v) for v in range(method.views)]
+        generator = torch.Generator(accelerator.device).manual_seed(seed * 1000 + accelerator.process_index)
     optimizer = build_optimizer(method.online, pre)
     model, optimizer, loader = accelerator.prepare(method.online, optimizer, loader)
     steps_per_epoch = len(loader)
@@ -85,22 +136,12 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         log_sums: dict[str, torch.Tensor] = {}
         for batch in loader:
             *views, labels_or_index = batch
-            views = [normalize(v) for v in views]
-            ctx.labels = labels_or_index if method.uses_labels else None
+            views = make_views(views, augments, normalize, generator)
+            ctx.labels = labels_or_index if labelled else None
             lr = warmup_cosine_lr(ctx.step, total, warmup, pre["lr"])
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with accelerator.autocast():
-                loss, logs = method.training_step(model, views, ctx)
-            accelerator.backward(loss)
-            if pre["max_grad_norm"] > 0:
-                accelerator.clip_grad_norm_(model.parameters(), pre["max_grad_norm"])
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            method.after_optimizer_step(ctx)
-            ctx.step += 1
+            loss, logs = train_step(method, model, optimizer, accelerator, views, ctx, lr, pre["max_grad_norm"])
             images_seen += views[0].shape[0] * accelerator.num_processes
-            loss_sum += loss.detach().float()
+            loss_sum += loss.float()
             for k, v in logs.items():
                 log_sums[k] = log_sums.get(k, 0.0) + v.float()
         # One host sync per epoch: the loss check and the logs.
