@@ -89,6 +89,13 @@ def cache_folder(cache_dir: Path, card: DatasetCard, image_size: int) -> Path:
     return cache_dir / f"{card.name}-{image_size}px-{cache_key(card, image_size)}"
 
 
+def _built_from(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "meta.json").read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
 def read_cache(folder: Path, card: DatasetCard, fingerprint: str, mmap: bool = False) -> LoadedDataset | None:
     """The cached dataset if `folder` is complete and was built from `fingerprint`; else None."""
     try:
@@ -132,6 +139,9 @@ def write_cache(folder: Path, data: LoadedDataset, fingerprint: str, skipped: li
                 "skipped": skipped, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         if folder.exists():
+            if _built_from(folder) == fingerprint:  # another process finished the same build first
+                shutil.rmtree(tmp)
+                return
             shutil.rmtree(folder)  # stale: built from other source files
         os.rename(tmp, folder)
     except OSError:
