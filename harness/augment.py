@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 
 SOLARIZE_THRESHOLD = 128 / 255
-GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as torchvision's rgb_to_grayscale
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale (ITU-R 601)
 
 
 def blur_kernel_size(image_size: int) -> int:
