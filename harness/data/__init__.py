@@ -2,7 +2,12 @@
 
 Every loader returns a `LoadedDataset`: uint8 image arrays (N, C, H, W) per split, already
 resized to the card's image size, with labels. Training and evaluation only ever see that.
+`load_dataset` is the one door (with the decoded cache when given a cache_dir);
+`download_dataset` fetches, checks and unpacks what a card lists for --download.
 """
-from harness.data.cards import DATASETS, LOADERS, DatasetCard, LoadedDataset, load_dataset
+from harness.data.cards import (DATASETS, LOADERS, DatasetCard, LoadedDataset, get_card, load_dataset,
+                                load_from_card, register_cards)
+from harness.data.download import download_dataset
 
-__all__ = ["DATASETS", "LOADERS", "DatasetCard", "LoadedDataset", "load_dataset"]
+__all__ = ["DATASETS", "LOADERS", "DatasetCard", "LoadedDataset", "download_dataset", "get_card",
+           "load_dataset", "load_from_card", "register_cards"]

@@ -258,6 +258,8 @@ def load_from_card(card: DatasetCard, data_root: Path, image_size: int | None = 
     """`load_dataset` for a card object (one not in datasets/, e.g. built by a benchmark)."""
     from harness.data.cache import cached_load  # cache imports this module
 
+    _import_loaders()
+    card.check(card.name)
     size = int(image_size or card.image_size)
     root = Path(data_root) / card.root
     loader = LOADERS.get(card.loader)

@@ -93,14 +93,15 @@ def load_chestxray14(card: DatasetCard, root: Path, image_size: int) -> LoadedDa
     label_of = {n: multi_hot(card, csv_path, entry[n][0], entry[n][1]["Finding Labels"], opts["no_finding"])
                 for names in splits.values() for n in names}
 
-    def decode(names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        images, keep = decode_files(card.name, [on_disk[n] for n in names], image_size, card.channels)
-        kept = [names[i] for i in keep]
-        labels = np.stack([label_of[n] for n in kept]) if kept else np.zeros((0, len(card.classes)), np.float32)
-        return images, labels, np.array([entry[n][1]["Patient ID"] for n in kept])
-
-    pool_x, pool_y, pool_g = decode(splits["train"])
-    parts = carve_pool(pool_y, card.split_fractions(), card.split_seed, pool_g)
-    data = LoadedDataset.from_indices(card, list(card.classes), pool_x, pool_y, parts, pool_g)
-    data.add_split("test", *decode(splits["test"]))
-    return data
+    # One decode for both lists (one progress bar, one warning for any unreadable files).
+    names = splits["train"] + splits["test"]
+    images, keep = decode_files(card.name, [on_disk[n] for n in names], image_size, card.channels)
+    kept = [names[i] for i in keep]
+    labels = np.stack([label_of[n] for n in kept]) if kept else np.zeros((0, len(card.classes)), np.float32)
+    groups = np.array([entry[n][1]["Patient ID"] for n in kept])
+    in_test = keep >= len(splits["train"])
+    pool, test = np.flatnonzero(~in_test), np.flatnonzero(in_test)
+    parts = carve_pool(labels[pool], card.split_fractions(), card.split_seed, groups[pool])
+    parts = {k: pool[idx] for k, idx in parts.items()}
+    parts["test"] = test
+    return LoadedDataset.from_indices(card, list(card.classes), images, labels, parts, groups)

@@ -121,12 +121,16 @@ def load_hf(card: DatasetCard, root: Path, image_size: int) -> LoadedDataset:
     label_col = opts["label_column"]
     classes, encode = label_encoder(card, first, label_col, where)
 
+    skipped: list[str] = []
+    reasons: list[str] = []
+
     def decode(split: str, ds: Any, labelled: bool):
         if isinstance(ds.features[image_col], hf.Image):
             ds = ds.cast_column(image_col, hf.Image(decode=False))
-        images, failed, reasons = decode_images(_ImageColumn(ds, image_col), image_size, card.channels,
-                                                desc=f"decoding {card.name}/{split}")
-        warn_skipped(card.name, [f"{where}[{split}][{i}]" for i in failed], reasons)
+        images, failed, why = decode_images(_ImageColumn(ds, image_col), image_size, card.channels,
+                                            desc=f"decoding {card.name}/{split}")
+        skipped.extend(f"{where}[{split}][{i}]" for i in failed)
+        reasons.extend(why)
         keep = np.setdiff1d(np.arange(len(ds)), np.asarray(failed, dtype=np.int64))
         labels = encode(ds[label_col])[keep] if labelled else None
         return images[keep], labels
@@ -138,6 +142,7 @@ def load_hf(card: DatasetCard, root: Path, image_size: int) -> LoadedDataset:
         if split != "train":
             images, labels = decode(split, ds, split != "unlabeled")
             data.add_split(split, images, labels)
+    warn_skipped(card.name, skipped, reasons)  # one warning for all splits
     return data
 
 

@@ -100,19 +100,23 @@ def load_imagefolder(card: DatasetCard, root: Path, image_size: int) -> LoadedDa
                         f"among the card's classes ({', '.join(classes)})")
     pattern = re.compile(opts["group_pattern"]) if opts["group_pattern"] else None
 
-    def decode(items: list[tuple[Path, str]]):
-        images, keep = decode_files(card.name, [p for p, _ in items], image_size, card.channels)
-        kept = [items[i] for i in keep]
-        labels = np.array([classes.index(c) for _, c in kept], dtype=np.int64)
-        groups = None
-        if pattern is not None:
-            groups = np.array([m.group(0) if (m := pattern.match(p.name)) else str(p.relative_to(root))
-                               for p, _ in kept])
-        return images, labels, groups
-
-    x, y, g = decode(pool)
-    parts = carve_pool(y, fractions, card.split_seed, g) if fractions else {"train": np.arange(len(y))}
-    data = LoadedDataset.from_indices(card, classes, x, y, parts, g)
-    for split, items in others.items():
-        data.add_split(split, *decode(items))
-    return data
+    # One decode for every split (one progress bar, one warning for any unreadable files).
+    items = pool + [item for split_items in others.values() for item in split_items]
+    source = np.array(["train"] * len(pool) + [s for s, split_items in others.items() for _ in split_items])
+    images, keep = decode_files(card.name, [p for p, _ in items], image_size, card.channels)
+    kept = [items[i] for i in keep]
+    source = source[keep]
+    labels = np.array([classes.index(c) for _, c in kept], dtype=np.int64)
+    groups = None
+    if pattern is not None:
+        groups = np.array([m.group(0) if (m := pattern.match(p.name)) else str(p.relative_to(root))
+                           for p, _ in kept])
+    pool_idx = np.flatnonzero(source == "train")
+    if fractions:
+        carved = carve_pool(labels[pool_idx], fractions, card.split_seed,
+                            None if groups is None else groups[pool_idx])
+        parts = {k: pool_idx[idx] for k, idx in carved.items()}
+    else:
+        parts = {"train": pool_idx}
+    parts.update({s: np.flatnonzero(source == s) for s in others})
+    return LoadedDataset.from_indices(card, classes, images, labels, parts, groups)
