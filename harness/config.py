@@ -79,6 +79,18 @@ DEFAULTS: dict[str, Any] = {
             "max_iter": 200,         # L-BFGS iterations per weight decay
         },
         "knn": {"k": 20, "temperature": 0.07},
+        "semi": {"fractions": [1, 10, 100]},        # % of the labelled train split, per seed
+        "finetune": {                               # used by semi and transfer fine-tuning
+            "epochs": 20,                           # the best epoch is chosen on val
+            "lr": 1.0e-3,
+            "batch_size": 64,
+            "weight_decay": 1.0e-4,
+            "hflip_p": 0.5,
+        },
+        "transfer": {
+            "pairs": [],                            # ["pretrain-dataset->eval-dataset", ...]
+            "protocols": ["linear", "finetune"],
+        },
     },
 }
 

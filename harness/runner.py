@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from harness.data import LoadedDataset, load_dataset
 from harness.evaluation import PROTOCOLS, EvalContext
+from harness.evaluation.transfer import transfer_targets
 from harness.grid import RunSpec
 from harness.method import METHODS
 from harness.models.backbones import build_backbone
@@ -60,7 +61,8 @@ class PeakMemory:
             self._thread.join()
 
 
-def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_scalar, info: dict) -> dict:
+def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_scalar, info: dict,
+            load_other=None) -> dict:
     """Build, pretrain and evaluate one run; returns the flat result dict of the result contract."""
     start = time.perf_counter()
     seed = config["seed"]
@@ -76,10 +78,9 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
         stats = train(method, data, config, accelerator, seed, log_scalar)
     result: dict[str, float] = {}
     if accelerator.is_main_process:
-        ctx = EvalContext(method.encoder, data, config, seed, accelerator)
+        ctx = EvalContext(method.encoder, data, config, seed, accelerator, load_dataset=load_other)
         for protocol in config["protocols"]:
-            for metric, value in PROTOCOLS.get(protocol)(ctx).items():
-                result[f"{protocol}/{metric}"] = float(value)
+            result.update(PROTOCOLS.get(protocol)(ctx))
         info["selection"] = ctx.info
     accelerator.wait_for_everyone()
     result["cost/pretrain_img_per_s"] = stats.img_per_s
@@ -96,7 +97,8 @@ def _git_available() -> bool:
     return probe.returncode == 0
 
 
-def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, runs_dir: Path) -> str:
+def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, runs_dir: Path,
+               load_other=None) -> str:
     """One Sacred run; returns its status (COMPLETED or FAILED). Never raises for a failed run."""
     with warnings.catch_warnings():  # sacred 0.8.7 imports the deprecated pkg_resources
         warnings.simplefilter("ignore", UserWarning)
@@ -112,7 +114,7 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
     @ex.main
     def main(_config, _run):
         config = json.loads(json.dumps(_config))   # Sacred's read-only containers -> plain
-        return execute(config, data, accelerator, _run.log_scalar, _run.info)
+        return execute(config, data, accelerator, _run.log_scalar, _run.info, load_other)
 
     try:
         run = ex.run(options={"--loglevel": "ERROR"})
@@ -132,16 +134,25 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
         broadcast_object_list(todo_flags)
     todo = [s for s, flag in zip(specs, todo_flags[0]) if flag]
     counts = {"skipped": len(specs) - len(todo), "COMPLETED": 0, "FAILED": 0}
-    # Load (or decode into the cache) every dataset first: missing data fails before any run.
     datasets: dict[tuple[str, int], LoadedDataset] = {}
+
+    def get(name: str, size: int) -> LoadedDataset:
+        if (name, size) not in datasets:
+            datasets[(name, size)] = load_dataset(name, data_root, size, cache_dir)
+        return datasets[(name, size)]
+
+    # Load (or decode into the cache) every dataset first, transfer targets included (at the
+    # pretraining dataset's size): missing data fails before any run is written.
     for spec in todo:
-        key = (spec.dataset, spec.config["data"]["image_size"])
-        if key not in datasets:
-            datasets[key] = load_dataset(spec.dataset, data_root, key[1], cache_dir)
+        size = spec.config["data"]["image_size"]
+        get(spec.dataset, size)
+        for target in transfer_targets(spec.config):
+            get(target, size)
     bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
     for spec in bar:
         bar.set_postfix_str(spec.label)
-        key = (spec.dataset, spec.config["data"]["image_size"])
-        status = sacred_run(spec, datasets[key], accelerator, runs_dir)
+        size = spec.config["data"]["image_size"]
+        status = sacred_run(spec, get(spec.dataset, size), accelerator, runs_dir,
+                            load_other=lambda name, size=size: get(name, size))
         counts[status] = counts.get(status, 0) + 1
     return counts

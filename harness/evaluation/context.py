@@ -2,7 +2,9 @@
 to test labels (`score_test`), so no protocol can select anything on test."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,6 +33,33 @@ def extract_features(encoder: nn.Module, images: np.ndarray, normalize: Normaliz
     return torch.cat(out) if out else torch.zeros(0)
 
 
+class SealedLabels(dict):
+    """Labels per split whose 'test' entry cannot be read while sealed: every read path
+    (indexing, get, items, values) raises, so no selection step can peek at test labels."""
+
+    sealed = True
+
+    def _check(self, key):
+        if key == "test" and self.sealed:
+            raise PermissionError("test labels are sealed until the protocol's one final score")
+
+    def __getitem__(self, key):
+        self._check(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._check(key)
+        return super().get(key, default)
+
+    def items(self):
+        self._check("test")
+        return super().items()
+
+    def values(self):
+        self._check("test")
+        return super().values()
+
+
 @dataclass
 class EvalContext:
     """Evaluation inputs for one run. Test labels are reachable only through `score_test`."""
@@ -42,6 +71,18 @@ class EvalContext:
     _features: dict[str, torch.Tensor] = field(default_factory=dict)
     tested: set[str] = field(default_factory=set)
     info: dict[str, dict] = field(default_factory=dict)  # what was chosen on val, per protocol
+    load_dataset: Callable[[str], LoadedDataset] | None = None  # other datasets (transfer)
+    prefix: str = ""                                           # result-key prefix (transfer)
+
+    def __post_init__(self):
+        if not isinstance(self.data.labels, SealedLabels):
+            self.data = dataclasses.replace(self.data, labels=SealedLabels(self.data.labels))
+
+    def on(self, data: LoadedDataset, prefix: str) -> "EvalContext":
+        """The same encoder evaluated on another dataset; result keys get `prefix`."""
+        return EvalContext(self.encoder, data, self.cfg, self.seed, self.accelerator,
+                           tested=self.tested, info=self.info, load_dataset=self.load_dataset,
+                           prefix=prefix)
 
     @property
     def task(self) -> str:
@@ -70,8 +111,17 @@ class EvalContext:
         return compute_metrics(self.task, self.labels("val"), scores)
 
     def score_test(self, protocol: str, scores: np.ndarray) -> dict[str, float]:
-        """The one read of test labels, once per protocol: metrics of the final model."""
-        if protocol in self.tested:
-            raise RuntimeError(f"protocol {protocol!r} scored the test split twice")
-        self.tested.add(protocol)
-        return compute_metrics(self.task, self.data.labels["test"], scores)
+        """The one read of test labels, once per protocol: metrics of the final model, as
+        result keys "<prefix><protocol>/<metric>"."""
+        name = self.prefix + protocol
+        if name in self.tested:
+            raise RuntimeError(f"protocol {name!r} scored the test split twice")
+        self.tested.add(name)
+        labels = self.data.labels
+        labels.sealed = False
+        try:
+            y_test = labels["test"]
+        finally:
+            labels.sealed = True
+        metrics = compute_metrics(self.task, y_test, scores)
+        return {f"{name}/{k}": float(v) for k, v in metrics.items()}

@@ -35,5 +35,5 @@ def knn_protocol(ctx: EvalContext) -> dict[str, float]:
     train = ctx.features("train").to(device)
     score = lambda split: weighted_knn_scores(  # noqa: E731
         train, targets, ctx.features(split).to(device), cfg["k"], cfg["temperature"]).cpu().numpy()
-    ctx.info["knn"] = {f"val_{ctx.primary_metric}": ctx.val_metrics(score("val"))[ctx.primary_metric]}
+    ctx.info[ctx.prefix + "knn"] = {f"val_{ctx.primary_metric}": ctx.val_metrics(score("val"))[ctx.primary_metric]}
     return ctx.score_test("knn", score("test"))

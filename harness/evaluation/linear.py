@@ -59,6 +59,5 @@ def linear_probe(ctx: EvalContext) -> dict[str, float]:
     val_score, wd, head = best
     with torch.no_grad():
         test_scores = head(standardise(ctx.features("test").to(device))).cpu().numpy()
-    result = ctx.score_test("linear", test_scores)
-    ctx.info["linear"] = {"weight_decay": wd, f"val_{ctx.primary_metric}": float(val_score)}
-    return result
+    ctx.info[ctx.prefix + "linear"] = {"weight_decay": wd, f"val_{ctx.primary_metric}": float(val_score)}
+    return ctx.score_test("linear", test_scores)

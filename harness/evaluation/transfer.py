@@ -1,0 +1,77 @@
+"""Transfer protocol: the encoder pretrained on dataset A, evaluated on dataset B.
+
+Pairs come from `eval.transfer.pairs` as "A->B" (e.g. "chestxray14->pneumonia",
+"isic->dermamnist"); a run on A evaluates every B paired with it, by the protocols in
+`eval.transfer.protocols`: `linear` (frozen features, as the linear protocol) and `finetune`
+(all of B's labelled train split, epoch chosen on B's val). Result keys name both datasets
+through the run's dataset and the key: transfer-<B>-linear/<metric>, transfer-<B>-finetune/<metric>.
+
+Our choices: B is loaded at A's image size and converted to A's channel count (luma for
+RGB -> gray, replication for gray -> RGB), and normalised with A's mean/std, the input
+statistics the encoder was trained on.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from harness.data import DATASETS, LoadedDataset
+from harness.errors import UserError
+from harness.evaluation.context import PROTOCOLS, EvalContext
+from harness.evaluation.linear import linear_probe
+from harness.evaluation.semi import finetune_and_score
+
+TRANSFER_KINDS = ("linear", "finetune")
+
+
+def parse_pair(text: str) -> tuple[str, str]:
+    source, sep, target = (part.strip() for part in text.partition("->"))
+    if not sep or not source or not target:
+        raise UserError(f"eval.transfer.pairs entry {text!r} must look like 'isic->dermamnist'")
+    return DATASETS.canonical(source), DATASETS.canonical(target)
+
+
+def transfer_targets(run_config: dict) -> list[str]:
+    """Datasets B that a run on run_config['dataset'] transfers to (if 'transfer' is a protocol)."""
+    if "transfer" not in run_config["protocols"]:
+        return []
+    source = run_config["dataset"]
+    return [b for a, b in map(parse_pair, run_config["eval"]["transfer"]["pairs"]) if a == source]
+
+
+def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 (N, C, H, W) to `channels` channels: luma (ITU-R 601) or replication."""
+    have = images.shape[1]
+    if have == channels:
+        return images
+    if have == 1:
+        return np.repeat(images, channels, axis=1)
+    if channels == 1:
+        w = np.array([0.2989, 0.587, 0.114], dtype=np.float32).reshape(1, 3, 1, 1)
+        return np.clip(np.round((images[:, :3].astype(np.float32) * w).sum(1, keepdims=True)), 0, 255).astype(np.uint8)
+    raise UserError(f"cannot convert {have}-channel images to {channels} channels")
+
+
+def as_source_input(target: LoadedDataset, source: LoadedDataset) -> LoadedDataset:
+    """Target dataset re-expressed in the source's channels and normalisation."""
+    card = dataclasses.replace(target.card, channels=source.card.channels,
+                               mean=source.card.mean, std=source.card.std)
+    images = {k: convert_channels(v, source.card.channels) for k, v in target.images.items()}
+    return dataclasses.replace(target, card=card, images=images)
+
+
+@PROTOCOLS.register("transfer", description="pretrain on A, evaluate on B (linear and fine-tune), pairs from eval.transfer.pairs")
+def transfer(ctx: EvalContext) -> dict[str, float]:
+    kinds = ctx.cfg["eval"]["transfer"]["protocols"]
+    bad = sorted(set(kinds) - set(TRANSFER_KINDS))
+    if bad:
+        raise UserError(f"eval.transfer.protocols: unknown {', '.join(bad)}; valid: {', '.join(TRANSFER_KINDS)}")
+    result: dict[str, float] = {}
+    for target in transfer_targets({"dataset": ctx.data.card.name, "protocols": ["transfer"], "eval": ctx.cfg["eval"]}):
+        sub = ctx.on(as_source_input(ctx.load_dataset(target), ctx.data), prefix=f"transfer-{target}-")
+        if "linear" in kinds:
+            result.update(linear_probe(sub))
+        if "finetune" in kinds:
+            result.update(finetune_and_score(sub, "finetune", np.arange(len(sub.data.images["train"]))))
+    return result
