@@ -139,3 +139,14 @@ def test_corrupt_image_in_imagefolder(tmp_path: Path):
         data = load_dataset("imagefolder-example", tmp_path, image_size=16)
     assert sum(len(v) for v in data.images.values()) == 12
     assert np.concatenate(list(data.labels.values())).max() == 2
+
+
+def test_one_warning_for_corrupt_files_in_several_splits(tmp_path: Path):
+    root = make_pneumonia(tmp_path)["root"]
+    write_corrupt(root / "train" / "NORMAL" / "IM-1000-0001.jpeg")
+    write_corrupt(root / "test" / "PNEUMONIA" / "person3000_bacteria_1.jpeg")
+    with pytest.warns(CorruptImageWarning) as rec:
+        data = load_dataset("pneumonia", tmp_path, image_size=16)
+    corrupt = [w for w in rec if issubclass(w.category, CorruptImageWarning)]
+    assert len(corrupt) == 1 and "skipped 2 unreadable" in str(corrupt[0].message)
+    assert len(data.images["test"]) == 7
