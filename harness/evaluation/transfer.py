@@ -17,6 +17,7 @@ import dataclasses
 import numpy as np
 
 from harness.data import DATASETS, LoadedDataset
+from harness.data.cards import register_cards
 from harness.errors import UserError
 from harness.evaluation.context import PROTOCOLS, EvalContext
 from harness.evaluation.linear import linear_probe
@@ -26,6 +27,7 @@ TRANSFER_KINDS = ("linear", "finetune")
 
 
 def parse_pair(text: str) -> tuple[str, str]:
+    register_cards()
     source, sep, target = (part.strip() for part in text.partition("->"))
     if not sep or not source or not target:
         raise UserError(f"eval.transfer.pairs entry {text!r} must look like 'isic->dermamnist'")
