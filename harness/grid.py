@@ -10,6 +10,7 @@ from harness.data import DATASETS
 from harness.data.cards import register_cards
 from harness.errors import UserError
 from harness.evaluation import PROTOCOLS
+from harness.evaluation.transfer import TRANSFER_KINDS, parse_pair
 from harness.method import METHODS, import_methods
 from harness.results import completed_hashes
 
@@ -39,6 +40,11 @@ def resolve_selection(cfg: dict) -> tuple[list[str], list[str], list[int], list[
     for name in cfg["method_options"]:
         METHODS.canonical(name)
     METHODS.canonical(b["baseline"])
+    for pair in cfg["eval"]["transfer"]["pairs"]:
+        parse_pair(pair)
+    bad = sorted(set(cfg["eval"]["transfer"]["protocols"]) - set(TRANSFER_KINDS))
+    if bad:
+        raise UserError(f"eval.transfer.protocols: unknown {', '.join(bad)}; valid: {', '.join(TRANSFER_KINDS)}")
     return methods, datasets, seeds, protocols
 
 
