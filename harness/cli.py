@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, dotted and type-checked (repeatable)")
     p.add_argument("--data-root", help="where datasets live (default: data.root, ./data)")
     p.add_argument("--results-dir", default="results", help="runs/, LEADERBOARD.md, figures (default: %(default)s)")
+    p.add_argument("--download", action="store_true",
+                   help="fetch and verify missing datasets that have a public direct URL, then run")
     p.add_argument("--list", action="store_true", help="list methods, datasets, protocols, backbones")
     p.add_argument("--leaderboard", action="store_true", help="only rebuild the leaderboard from results/runs")
     p.add_argument("--dry-run", action="store_true", help="print the grid, run nothing")
@@ -111,6 +113,11 @@ def run(argv: list[str] | None = None) -> int:
         todo = sum(not s.done for s in specs)
         print(f"{len(specs)} runs in the grid, {todo} to run, {len(specs) - todo} already completed")
         return 0
+
+    if args.download:
+        from harness.data.download import download_dataset
+        for name in dict.fromkeys(s.dataset for s in specs if not s.done):
+            download_dataset(name, Path(cfg["data"]["root"]))
 
     from accelerate import Accelerator
     from harness.runner import run_grid

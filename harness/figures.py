@@ -70,6 +70,7 @@ def plot_curves(curves: dict[str, Curve], dataset: str, path: Path) -> Path:
     """One PNG: each method's mean curve with a +-1 std band, methods in name order."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6.4, 4.0))
     FigureCanvasAgg(fig)
@@ -79,6 +80,7 @@ def plot_curves(curves: dict[str, Curve], dataset: str, path: Path) -> Path:
         line, = ax.plot(c.steps, c.mean, marker="o" if c.steps.size < 12 else None, ms=3,
                         label=f"{method} ({c.n_seeds} seed{'s' if c.n_seeds != 1 else ''})")
         ax.fill_between(c.steps, c.mean - c.std, c.mean + c.std, color=line.get_color(), alpha=0.15, lw=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("train loss (each method's own loss)")
     ax.set_title(f"{dataset}: training loss, mean ± std over seeds")

@@ -1,110 +1,270 @@
-"""results/runs -> results/LEADERBOARD.md + results/leaderboard.json (a pure function of the store).
+"""results/runs -> results/LEADERBOARD.md + results/leaderboard.json + results/figures/*.png.
 
-Methods are rows; each dataset x protocol is a column showing the dataset's primary metric as
-mean +- std (n seeds); the best mean per column is bold. A cost table and the failed runs follow.
+A pure function of the run store (DESIGN.md, "Statistics"): rebuilding from the same runs gives
+the same tables, figures and JSON; only the markdown's "Generated" line carries a date.
+
+The markdown: provenance of the runs; the overall ranking (average ranks over the cells
+dataset x protocol on each dataset's primary metric, Friedman/Iman-Davenport, Nemenyi CD and
+its diagram); per dataset a table of methods x protocols (mean ± std [95% CI]; the difference
+to the baseline, paired by seed, with its CI, Holm-adjusted Wilcoxon p and a marker) and its
+training curves; the transfer table (protocols named transfer*); costs; failed runs; notes on
+power. leaderboard.json holds one record per (dataset, protocol, metric, method), every metric.
 """
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import math
+from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-from tabulate import tabulate
+from harness import stats
+from harness.figures import plot_curves, safe_name, training_curves
+from harness.leaderboard_stats import (CellKey, CellStats, Ranking, cell_stats, collect_cells, collect_costs,
+                                       natural_key, overall_ranking, primary_cells)
+from harness.leaderboard_tables import cost_table, fmt_p, ranking_table, results_table
+from harness.provenance import KEY_PACKAGES, KEY_SETTINGS, collect_provenance, describe
+from harness.results import RunRecord, latest_completed, load_runs
 
-from harness.results import latest_completed, load_runs
+ALPHA = 0.05
+NOT_COMPLETED = ("FAILED", "INTERRUPTED")
+CD_FIGURE = "cd-diagram.png"
 
-COST_KEYS = ("cost/pretrain_img_per_s", "cost/peak_mem_mb", "cost/wall_s")
 
-
-def _primary_metric(dataset: str) -> str:
-    from harness.data import DATASETS
-    from harness.data.cards import register_cards
+def dataset_primary_metrics() -> dict[str, str]:
+    """Dataset name (and alias) -> the primary metric of its card."""
+    from harness.data import DATASETS, register_cards
     register_cards()
-    return DATASETS.get(dataset).primary_metric if dataset in DATASETS else "accuracy"
+    out = {}
+    for name in DATASETS.names():
+        card = DATASETS.get(name)
+        for alias in (name, *card.aliases):
+            out[alias] = card.primary_metric
+    return out
 
 
-def collect(records) -> dict:
-    """{(dataset, protocol, metric): {method: [values by seed order]}} for completed runs."""
-    cells: dict = defaultdict(lambda: defaultdict(dict))
-    for r in records:
+def method_roles(methods, baseline: str) -> dict[str, str]:
+    """method -> 'baseline' | 'reference' (random-init, supervised) | 'method'. A method that is
+    no longer registered counts as a method."""
+    from harness.method import METHODS, import_methods
+    import_methods()
+    roles = {}
+    for m in methods:
+        if m == baseline:
+            roles[m] = "baseline"
+        elif m in METHODS and getattr(METHODS.get(m), "reference", False):
+            roles[m] = "reference"
+        else:
+            roles[m] = "method"
+    return roles
+
+
+def method_order(roles: dict[str, str]) -> list[str]:
+    """Baseline first, then methods by name, then the references by name."""
+    rank = {"baseline": 0, "method": 1, "reference": 2}
+    return sorted(roles, key=lambda m: (rank[roles[m]], m))
+
+
+def _clean(value):
+    """NaN and infinities -> None (JSON null), recursively, so the file is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def json_records(all_cells: dict[CellKey, CellStats], primary: set[CellKey], ranking: Ranking | None,
+                 roles: dict[str, str], order: list[str]) -> list[dict]:
+    """One record per (dataset, protocol, metric, method): the cell's summary, the paired
+    comparison to the baseline (null for the baseline itself or without one), and the method's
+    overall average rank (null when it is not ranked)."""
+    avg = ranking.avg_ranks if ranking else {}
+    out = []
+    keys = sorted(all_cells, key=lambda k: (k.is_transfer, k.dataset, natural_key(k.protocol), k.metric))
+    for key in keys:
+        cell = all_cells[key]
+        for method in (m for m in order if m in cell.summaries):
+            s = cell.summaries[method]
+            c = cell.comparisons.get(method, {})
+            nan = float("nan")
+            out.append({
+                "dataset": key.dataset, "protocol": key.protocol, "metric": key.metric, "method": method,
+                "n": s["n"], "mean": s["mean"], "std": s["std"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
+                "diff": c.get("diff", nan), "diff_ci_low": c.get("diff_ci_low", nan),
+                "diff_ci_high": c.get("diff_ci_high", nan), "p_wilcoxon": c.get("p_wilcoxon", nan),
+                "p_ttest": c.get("p_ttest", nan), "p_holm": c.get("p_holm", nan),
+                "avg_rank": avg.get(method, nan),
+                "verdict": c.get("verdict"), "n_paired": c.get("n"), "paired_seeds": c.get("paired_seeds"),
+                "min_attainable_p": c.get("min_attainable_p", nan),
+                "seeds": s["seeds"], "values": s["values"],
+                "baseline": cell.baseline, "role": roles.get(method, "method"),
+                "primary": key in primary, "transfer": key.is_transfer,
+                "higher_is_better": cell.higher_is_better,
+            })
+    return _clean(out)
+
+
+def provenance_lines(records: list[RunRecord], n_failed: int, baseline: str, roles: dict[str, str]) -> list[str]:
+    prov = collect_provenance(records)
+    n = prov.n_runs
+    lines = ["## Provenance", "",
+             f"- **Runs:** {n} completed (the newest per config hash), {len(set(prov.run_hashes))} distinct "
+             f"config hashes, store digest `{prov.store_digest}` (sha256 of the sorted run hashes); "
+             f"{n_failed} failed or interrupted.",
+             f"- **Code:** git {describe(prov.commits)}.",
+             f"- **Hardware:** CPU {describe(prov.cpus)}; GPU {describe(prov.gpus)}; "
+             f"Python {describe(prov.pythons)}.",
+             "- **Packages** (as Sacred recorded them in run.json): "
+             + "; ".join(f"{name} {describe(prov.packages[name])}" for name in KEY_PACKAGES) + ".",
+             f"- **Seeds:** {', '.join(str(s) for s in prov.seeds) or 'none'}."]
+    for dataset, settings in sorted(prov.settings.items()):
+        parts = [f"{s} {describe(settings[s])}" for s in KEY_SETTINGS if settings[s]]
+        if parts:
+            lines.append(f"- **Settings, {dataset}:** " + "; ".join(parts) + ".")
+    if prov.started:
+        lines.append(f"- **Run start times:** {prov.started[0]} to {prov.started[1]}.")
+    refs = [m for m, r in sorted(roles.items()) if r == "reference"]
+    lines.append(f"- **Baseline:** {baseline}; α = {ALPHA}; reference rows (ranked, not SSL methods): "
+                 f"{', '.join(refs) or 'none'}.")
+    return lines + [""]
+
+
+def ranking_lines(ranking: Ranking | None, roles: dict[str, str], figures_dir: Path) -> list[str]:
+    lines = ["## Overall ranking", ""]
+    if ranking is None:
+        return lines + ["Not enough to rank: at least 2 methods with scores on a common cell are needed.", ""]
+    f = ranking.friedman
+    k, n = len(ranking.avg_ranks), len(ranking.cells)
+    lines += [f"Average rank (1 = best) of each method over the N = {n} cells dataset × protocol on each "
+              "dataset's primary metric, each method scored by its mean over seeds; reference rows are "
+              "ranked too.", "", ranking_table(ranking, roles), "",
+              f"Friedman χ² = {f['chi2']:.3f} ({fmt_p(f['p_friedman'], True)}); Iman-Davenport F = "
+              f"{f['F']:.3f} ({fmt_p(f['p_iman_davenport'], True)}); Nemenyi critical difference "
+              f"(α = {ranking.alpha}, k = {k}, N = {n}): CD = {ranking.cd:.3f}.", ""]
+    stats.cd_diagram(ranking.avg_ranks, ranking.cd, figures_dir / CD_FIGURE,
+                     title=f"average rank over {n} cell{'s' if n != 1 else ''}")
+    lines += [f"![critical-difference diagram](figures/{CD_FIGURE})", ""]
+    if ranking.dropped:
+        dropped = ", ".join(f"{c.dataset}/{c.protocol}" for c in ranking.dropped)
+        lines += [f"Not ranked (some method has no score there): {dropped}.", ""]
+    return lines
+
+
+READING = ("Cells: test-split {metric}, mean ± std over seeds, then the 95% t-interval of the mean; the best "
+           "mean per column in bold; (n=…) when a method has another number of seeds than most. "
+           "Δ vs {baseline}: mean of the per-seed differences method − {baseline} over the seeds both "
+           "have, its 95% CI, the two-sided exact Wilcoxon signed-rank p Holm-adjusted across the methods "
+           "of the column, and ▲ better / ▼ worse (p_Holm ≤ {alpha}) or n.s.; \"n too small\" where no "
+           "outcome of the Wilcoxon test could reach {alpha} with that many pairs. Other metrics and the "
+           "paired t-test p are in leaderboard.json.")
+
+
+def dataset_lines(datasets: list[str], cells: dict[CellKey, CellStats], primary_of: dict[str, str],
+                  curves: dict, order: list[str], roles: dict[str, str], baseline: str,
+                  figures_dir: Path) -> list[str]:
+    lines = ["## Results per dataset", "",
+             READING.format(metric="primary metric", baseline=baseline, alpha=ALPHA), ""]
+    for dataset in datasets:
+        own = [cells[k] for k in cells if k.dataset == dataset and not k.is_transfer]
+        metric = primary_of.get(dataset, own[0].key.metric if own else "?")
+        lines += [f"### {dataset} (primary metric: {metric})", ""]
+        if own:
+            lines += [results_table(own, order, roles, baseline), ""]
+        if dataset in curves:
+            name = f"curves-{safe_name(dataset)}.png"
+            plot_curves(curves[dataset], dataset, figures_dir / name)
+            lines += [f"![{dataset} training curves](figures/{name})", ""]
+    return lines
+
+
+def failed_lines(failed: list[RunRecord], completed_hashes: set[str]) -> list[str]:
+    if not failed:
+        return []
+    lines = ["## Failed runs", ""]
+    for r in failed:
         dataset, method, seed = r.key
-        for key, value in r.result.items():
-            protocol, _, metric = key.partition("/")
-            cells[(dataset, protocol, metric)][method][seed] = value
-    return cells
+        reason = " ".join((r.fail_reason or r.status.lower()).split())
+        later = " (completed in a later run)" if r.config.get("run_hash") in completed_hashes else ""
+        lines.append(f"- run {r.run_id}: {dataset} / {method} / seed {seed}, {r.status}{later}: {reason}")
+    return lines + [""]
 
 
-def _fmt(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
-    arr = np.asarray(values, dtype=float) * scale
-    std = arr.std(ddof=1) if len(arr) > 1 else 0.0
-    return f"{arr.mean():.{digits}f} ± {std:.{digits}f} ({len(arr)})"
-
-
-def build_tables(records) -> tuple[str, list[dict]]:
-    cells = collect(records)
-    methods = sorted({r.key[1] for r in records})
-    datasets = sorted({r.key[0] for r in records})
-    columns = []
-    for d in datasets:
-        metric = _primary_metric(d)
-        for (cd, protocol, m) in sorted(cells):
-            if cd == d and m == metric and protocol != "cost":
-                columns.append((d, protocol, metric))
-    rows, records_json = [], []
-    best = {c: max(np.mean(list(v.values())) for v in cells[c].values()) for c in columns}
-    for method in methods:
-        row = [method]
-        for c in columns:
-            vals = cells[c].get(method)
-            if not vals:
-                row.append("–")
-                continue
-            seeds = sorted(vals)
-            values = [vals[s] for s in seeds]
-            text = _fmt(values)
-            row.append(f"**{text}**" if np.isclose(np.mean(values), best[c]) else text)
-            records_json.append({"dataset": c[0], "protocol": c[1], "metric": c[2], "method": method,
-                                 "n": len(values), "mean": float(np.mean(values)),
-                                 "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                                 "seeds": seeds, "values": values})
-        rows.append(row)
-    headers = ["method"] + [f"{d} {p} {m} (%)" for d, p, m in columns]
-    main = tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True)
-
-    cost_rows = []
-    for d in datasets:
-        for method in methods:
-            row = [d, method]
-            for key in COST_KEYS:
-                vals = cells[(d, "cost", key.split("/", 1)[1])].get(method)
-                row.append(f"{np.mean(list(vals.values())):.0f}" if vals else "–")
-            cost_rows.append(row)
-    cost = tabulate(cost_rows, headers=["dataset", "method", "pretrain img/s", "peak mem (MB)", "wall (s)"],
-                    tablefmt="pipe", disable_numparse=True)
-    return main + "\n\n## Cost (mean over seeds)\n\n" + cost, records_json
+def power_lines(cells: list[CellStats], ranking: Ranking | None) -> list[str]:
+    lines = ["## Notes on power", ""]
+    pairs = sorted({c["n"] for cell in cells for c in cell.comparisons.values() if c["n"] > 0})
+    m = max((len(cell.comparisons) for cell in cells), default=0)
+    if pairs:
+        floors = ", ".join(f"n = {n}: {stats.min_attainable_wilcoxon_p(n):.4g}" for n in pairs)
+        lines.append(f"- The smallest two-sided exact Wilcoxon p with n paired seeds is 2/2^n ({floors}); "
+                     f"below n = 6 it cannot reach 0.05, and the tables say \"n too small\" instead of a p.")
+        if m > 1:
+            needed = math.ceil(math.log2(2 * m / ALPHA))
+            lines.append(f"- Holm multiplies the smallest of the m = {m} p-values of a column by m, so the "
+                         f"smallest adjusted p is m·2/2^n: a ▲/▼ needs n ≥ {needed} seeds here; with fewer, "
+                         f"\"n.s.\" says little.")
+        if any(c["verdict"] == "n too small" for cell in cells for c in cell.comparisons.values()):
+            lines.append("- Some comparisons here are \"n too small\": run more seeds to test them.")
+    else:
+        lines.append("- No paired comparison with the baseline: it has no runs beside another method.")
+    if ranking is not None:
+        k, n = len(ranking.avg_ranks), len(ranking.cells)
+        spread = max(ranking.avg_ranks.values()) - min(ranking.avg_ranks.values())
+        text = (f"- Ranking: k = {k} methods over N = {n} cells; the Nemenyi CD is {ranking.cd:.2f} ranks "
+                f"(the widest possible gap is k − 1 = {k - 1}; observed {spread:.2f}).")
+        if ranking.cd >= k - 1:
+            text += " With so few cells no two methods can be told apart: N too small."
+        if n < 2:
+            text += " Friedman needs N ≥ 2 cells: its p is undefined here."
+        lines.append(text)
+    lines.append("- Seeds pair runs on the same fixed test split; they vary initialisation, augmentation and "
+                 "label subsets, not the test data, so the CIs do not cover test-set sampling.")
+    return lines + [""]
 
 
 def write_leaderboard(results_dir: Path, baseline: str = "byol") -> Path:
+    """Rebuild LEADERBOARD.md, leaderboard.json and figures/ under `results_dir` from its runs/."""
     results_dir = Path(results_dir)
+    figures_dir = results_dir / "figures"
     all_records = load_runs(results_dir / "runs")
     records = latest_completed(all_records)
-    failed = [r for r in all_records if r.status == "FAILED"]
+    failed = [r for r in all_records if r.status in NOT_COMPLETED]
     results_dir.mkdir(parents=True, exist_ok=True)
+
+    primary_of = dataset_primary_metrics()
+    values = collect_cells(records)
+    cells = {k: cell_stats(k, v, baseline, ALPHA) for k, v in values.items()}
+    primary_keys = primary_cells(cells, primary_of)
+    primary = {k: cells[k] for k in primary_keys}
+    ranking = overall_ranking(primary, ALPHA)
+    roles = method_roles(sorted({r.key[1] for r in records}), baseline)
+    order = method_order(roles)
+
     lines = ["# Leaderboard", "",
-             "Generated by `python run_bench.py --leaderboard` from results/runs alone. "
-             "Cells: test-split primary metric, mean ± std (number of seeds), in percent; best mean in bold.", ""]
+             f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from results/runs alone "
+             "(`python run_bench.py --leaderboard` rebuilds it).", ""]
     if records:
-        table, records_json = build_tables(records)
-        lines += [table, ""]
+        lines += provenance_lines(records, len(failed), baseline, roles)
+        lines += ranking_lines(ranking, roles, figures_dir)
+        datasets = sorted({r.key[0] for r in records})
+        curves = training_curves(records)
+        lines += dataset_lines(datasets, primary, primary_of, curves, order, roles, baseline, figures_dir)
+        transfer = [primary[k] for k in primary_keys if k.is_transfer]
+        if transfer:
+            lines += ["## Transfer", "",
+                      "Pretrained on the dataset on the left, evaluated on the one the protocol names; "
+                      "cells read as in the tables above.", "",
+                      results_table(transfer, order, roles, baseline, with_dataset=True), ""]
+        lines += ["## Cost (mean over seeds)", "", cost_table(collect_costs(records), order, roles), ""]
     else:
-        records_json = []
         lines += ["No completed runs yet.", ""]
-    if failed:
-        lines += ["## Failed runs", ""]
-        lines += [f"- run {r.run_id}: {r.key[0]} / {r.key[1]} / seed {r.key[2]}: {r.fail_reason}" for r in failed]
-        lines.append("")
+    lines += failed_lines(failed, {r.config.get("run_hash") for r in records})
+    if records:
+        lines += power_lines(list(primary.values()), ranking)
+
     path = results_dir / "LEADERBOARD.md"
     path.write_text("\n".join(lines))
-    (results_dir / "leaderboard.json").write_text(json.dumps(records_json, indent=1))
+    board = json_records(cells, set(primary_keys), ranking, roles, order)
+    (results_dir / "leaderboard.json").write_text(json.dumps(board, indent=1, allow_nan=False) + "\n")
     return path

@@ -37,10 +37,12 @@ def fmt_value(value: float, percent: bool, signed: bool = False) -> str:
     return f"{scaled:+.{digits}f}" if signed else f"{scaled:.{digits}f}"
 
 
-def fmt_p(p: float) -> str:
+def fmt_p(p: float, spaced: bool = False) -> str:
+    """'p=0.031' / 'p<0.001' in a table cell; 'p = 0.031' / 'p < 0.001' in prose."""
+    gap = " " if spaced else ""
     if p is None or not math.isfinite(p):
-        return MISSING
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+        return f"p{gap}={gap}{MISSING}"
+    return f"p{gap}<{gap}0.001" if p < 0.001 else f"p{gap}={gap}{p:.3f}"
 
 
 def fmt_interval(low: float, high: float, percent: bool, signed: bool = False) -> str:
@@ -69,7 +71,7 @@ def comparison_text(comparison: dict, percent: bool, method_n: int) -> str:
     if comparison["verdict"] == "n too small":
         return f"{text}, n too small ({paired})"
     suffix = f" ({paired})" if n != method_n else ""
-    return f"{text}, p={fmt_p(comparison['p_holm'])} {MARKERS[comparison['verdict']]}{suffix}"
+    return f"{text}, {fmt_p(comparison['p_holm'])} {MARKERS[comparison['verdict']]}{suffix}"
 
 
 def method_label(method: str, roles: Mapping[str, str]) -> str:

@@ -57,9 +57,10 @@ def test_import_datasets_from_repo_root_is_hugging_face():
 
 @pytest.mark.parametrize("text, problem", [
     ("name: x\nloader: imagefolder\nsplitz: {}\n", "unknown key(s) splitz"),
-    ("name: x\nloader: imagefolder\nsplits: {train: 0.5, val: 0.1}\n", "must sum to 1"),
-    ("name: x\nloader: imagefolder\nsplits: {train: 0.9, dev: 0.1}\n", "unknown split(s) dev"),
-    ("name: x\nloader: imagefolder\nsplits: {train: 0.9, test: shipped}\n", "or 'official'"),
+    ("name: x\nloader: imagefolder\nsplits: {train: 0.5, val: 0.1, test: 0.1}\n", "must sum to 1"),
+    ("name: x\nloader: imagefolder\nsplits: {train: 0.9, val: 0.1, test: 0, dev: 0}\n", "unknown split(s) dev"),
+    ("name: x\nloader: imagefolder\nsplits: {train: 0.9, val: 0.1, test: shipped}\n", "or 'official'"),
+    ("name: x\nloader: imagefolder\nsplits: {train: 0.9, val: 0.1}\n", "must name train, val and test"),
     ("name: x\nloader: imagefolder\nchannels: 1\n", "mean and std need 1 values"),
     ("name: x\nloader: imagefolder\ntask: regression\n", "multiclass or multilabel"),
     ("- a list\n", "expected a mapping"),

@@ -150,3 +150,12 @@ def test_one_warning_for_corrupt_files_in_several_splits(tmp_path: Path):
     corrupt = [w for w in rec if issubclass(w.category, CorruptImageWarning)]
     assert len(corrupt) == 1 and "skipped 2 unreadable" in str(corrupt[0].message)
     assert len(data.images["test"]) == 7
+
+
+def test_bad_group_pattern(tmp_path: Path):
+    import dataclasses
+    from harness.data.cards import get_card, load_from_card
+    make_imagefolder(tmp_path / "my_images", per_class=2)
+    card = dataclasses.replace(get_card("imagefolder-example"), options={"group_pattern": "person(\\d+"})
+    with pytest.raises(UserError, match="group_pattern .* is not a regular expression"):
+        load_from_card(card, tmp_path, image_size=16)

@@ -175,7 +175,7 @@ def test_hf_save_to_disk_folder(tmp_path: Path):
 
 
 def test_hf_missing_folder_and_bad_column(tmp_path: Path):
-    card = DatasetCard(name="hf-demo", loader="hf", root="nothere", splits={"train": 0.5, "val": 0.5})
+    card = DatasetCard(name="hf-demo", loader="hf", root="nothere", splits={"train": 0.5, "val": 0.25, "test": 0.25})
     with pytest.raises(UserError, match="save_to_disk folder not found.*nothere"):
         load_from_card(card, tmp_path)
     make_hf_disk(tmp_path / "hfdata", n_train=3, n_test=3)

@@ -105,6 +105,9 @@ class DatasetCard:
         if bad:
             raise UserError(f"dataset card {where}: unknown split(s) {', '.join(bad)}; "
                             f"valid splits: {', '.join(SPLIT_NAMES)}")
+        if self.splits and not {"train", "val", "test"} <= set(self.splits):
+            raise UserError(f"dataset card {where}: splits must name train, val and test "
+                            f"(as fractions or '{OFFICIAL}'), got {', '.join(self.splits)}")
         fractions = {}
         for name, value in self.splits.items():
             if value == OFFICIAL:

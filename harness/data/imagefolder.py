@@ -47,7 +47,7 @@ def image_files(folder: Path, extensions: set[str]) -> list[Path]:
                   and all(_visible(part) for part in p.relative_to(folder).parts))
 
 
-def scan(card: DatasetCard, folders: list[Path], extensions: set[str]) -> list[tuple[Path, str]]:
+def scan(folders: list[Path], extensions: set[str]) -> list[tuple[Path, str]]:
     """(image path, class folder name) for every image under the class folders of `folders`."""
     items = []
     for folder in folders:
@@ -87,8 +87,8 @@ def load_imagefolder(card: DatasetCard, root: Path, image_size: int) -> LoadedDa
         pool_folders = folders_of("train")
         official_folders = {s: folders_of(s) for s in official if s != "train"}
 
-    pool = scan(card, pool_folders, extensions)
-    others = {s: scan(card, f, extensions) for s, f in official_folders.items()}
+    pool = scan(pool_folders, extensions)
+    others = {s: scan(f, extensions) for s, f in official_folders.items()}
     if not pool:
         raise missing_data_error(card, pool_folders[0], f"no images ({', '.join(sorted(extensions))}) "
                                                          f"in class folders")
@@ -98,7 +98,11 @@ def load_imagefolder(card: DatasetCard, root: Path, image_size: int) -> LoadedDa
     if stray:
         raise UserError(f"dataset {card.name!r}: class folder(s) {', '.join(stray)} under {root} are not "
                         f"among the card's classes ({', '.join(classes)})")
-    pattern = re.compile(opts["group_pattern"]) if opts["group_pattern"] else None
+    try:
+        pattern = re.compile(opts["group_pattern"]) if opts["group_pattern"] else None
+    except re.error as exc:
+        raise UserError(f"dataset card {card.name}: group_pattern {opts['group_pattern']!r} is not a "
+                        f"regular expression: {exc}") from None
 
     # One decode for every split (one progress bar, one warning for any unreadable files).
     items = pool + [item for split_items in others.values() for item in split_items]
