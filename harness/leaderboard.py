@@ -141,7 +141,7 @@ def ranking_lines(ranking: Ranking | None, roles: dict[str, str], figures_dir: P
               "dataset's primary metric, each method scored by its mean over seeds; reference rows are "
               "ranked too.", "", ranking_table(ranking, roles), "",
               f"Friedman χ² = {f['chi2']:.3f} ({fmt_p(f['p_friedman'], True)}); Iman-Davenport F = "
-              f"{f['F']:.3f} ({fmt_p(f['p_iman_davenport'], True)}); Nemenyi critical difference "
+              f"{_statistic(f['F'])} ({fmt_p(f['p_iman_davenport'], True)}); Nemenyi critical difference "
               f"(α = {ranking.alpha}, k = {k}, N = {n}): CD = {ranking.cd:.3f}.", ""]
     stats.cd_diagram(ranking.avg_ranks, ranking.cd, figures_dir / CD_FIGURE,
                      title=f"average rank over {n} cell{'s' if n != 1 else ''}")
@@ -150,6 +150,12 @@ def ranking_lines(ranking: Ranking | None, roles: dict[str, str], figures_dir: P
         dropped = ", ".join(f"{c.dataset}/{c.protocol}" for c in ranking.dropped)
         lines += [f"Not ranked (some method has no score there): {dropped}.", ""]
     return lines
+
+
+def _statistic(value: float) -> str:
+    if math.isnan(value):
+        return "undefined"
+    return "∞" if math.isinf(value) else f"{value:.3f}"
 
 
 READING = ("Cells: test-split {metric}, mean ± std over seeds, then the 95% t-interval of the mean; the best "

@@ -74,6 +74,8 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
                              **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
     cls = METHODS.get(config["method"])
     method = cls(encoder, config, config["method_options"], data.num_classes, card.task).to(accelerator.device)
+    info["world_size"] = accelerator.num_processes
+    info["device"] = str(accelerator.device)
     with PeakMemory(accelerator.device) as mem:
         stats = train(method, data, config, accelerator, seed, log_scalar)
     result: dict[str, float] = {}

@@ -112,6 +112,9 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
     pre = cfg["pretrain"]
     loader = make_loader(method, data, cfg, accelerator, seed)
     labelled = loader.dataset.labels is not None  # supervised: targets; SSL: monitoring only
+    if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
+        # Global-batch BN statistics under DDP (CUDA only; gloo has no SyncBatchNorm).
+        method.online = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method.online)
     method.to(accelerator.device)
     normalize = Normalize(data.card.mean, data.card.std).to(accelerator.device)
     augments, generator = None, None
