@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures_data import make_medmnist, make_stl10
+from fixtures_data import make_isic, make_medmnist, make_stl10
 from harness.data.cards import get_card, load_from_card
 from harness.data.download import download_card, download_dataset
 from harness.errors import UserError
@@ -97,8 +97,15 @@ def test_unsafe_archives_are_refused(tmp_path: Path, served):
 
 
 def test_datasets_without_direct_download_explain_by_hand(tmp_path: Path):
-    with pytest.raises(UserError, match="no direct download.*challenge.isic-archive.com.*unzip"):
+    with pytest.raises(UserError, match="isic2019 and has no direct download.*challenge.isic-archive.com.*unzip"):
         download_dataset("isic", tmp_path)
+
+
+def test_nothing_to_fetch_is_a_no_op(tmp_path: Path):
+    make_isic(tmp_path, n=2)  # present, though not downloadable
+    assert download_dataset("isic", tmp_path) == tmp_path / "isic2019"
+    assert download_dataset("digits", tmp_path) == tmp_path  # embedded
+    assert download_dataset("hf-example", tmp_path) == tmp_path  # hub id: fetched by datasets itself
 
 
 def test_present_dataset_is_not_fetched_again(tmp_path: Path):

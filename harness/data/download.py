@@ -34,7 +34,9 @@ CHUNK = 1 << 20
 def download_dataset(name: str, data_root: Path, *, force: bool = False, progress: bool = True) -> Path:
     """Fetch, verify and unpack dataset `name` under `data_root`; returns the dataset's path.
 
-    Does nothing when the dataset's path already exists, unless `force`.
+    Does nothing when the dataset's path already exists (unless `force`), or when there is
+    nothing on disk to fetch (the embedded digits, a hub id). A missing dataset without a
+    direct download is a UserError that says how to get it by hand.
     """
     return download_card(get_card(name), Path(data_root), force=force, progress=progress)
 
@@ -43,12 +45,14 @@ def download_card(card: DatasetCard, data_root: Path, *, force: bool = False, pr
     """`download_dataset` for a card object."""
     target = data_root / card.root
     entries = card.download.get("files") or []
+    if card.root and target.exists() and not force:
+        return target  # present: nothing to do
     if not entries:
+        if not card.root:
+            return target  # nothing on disk to fetch: embedded (digits) or a hub id (fetched by its library)
         how = " ".join(str(card.download.get("instructions", "see the dataset's card")).split())
-        raise UserError(f"dataset {card.name!r} has no direct download (login or licence needed). "
-                        f"Get it from {card.download.get('source', 'its official page')}: {how}")
-    if target.exists() and card.root and not force:
-        return target
+        raise UserError(f"dataset {card.name!r} is not at {target} and has no direct download (login or "
+                        f"licence needed). Get it from {card.download.get('source', 'its official page')}: {how}")
     for entry in entries:
         fetch(card, entry, data_root, progress=progress)
     return target
