@@ -111,3 +111,11 @@ def test_missing_data_with_a_cache_dir(tmp_path: Path):
     with pytest.raises(UserError, match="not found"):
         load_dataset("isic", tmp_path, 16, tmp_path / "cache")
     assert not (tmp_path / "cache").exists()
+
+
+def test_digits_cache_ignores_the_data_root(tmp_path: Path, builds):
+    (tmp_path / "data").mkdir()
+    load_dataset("digits", tmp_path / "data", cache_dir=tmp_path / "cache")
+    (tmp_path / "data" / "other-dataset.bin").write_bytes(b"x")  # unrelated files do not invalidate it
+    data = load_dataset("digits", tmp_path / "data", cache_dir=tmp_path / "cache")
+    assert len(builds) == 1 and sum(len(v) for v in data.images.values()) == 1797

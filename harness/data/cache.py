@@ -173,3 +173,10 @@ def cached_load(card: DatasetCard, root: Path, image_size: int, cache_dir: Path,
     data.check(image_size)
     write_cache(folder, data, fingerprint, skipped)
     return read_cache(folder, card, fingerprint, mmap=mmap) if mmap else data
+
+
+@fingerprint_with("sklearn-digits")
+def digits_fingerprint(card: DatasetCard, root: Path) -> str:
+    """The embedded digits come from scikit-learn, not from files under the data root."""
+    import sklearn
+    return f"sklearn-{sklearn.__version__}"
