@@ -158,20 +158,22 @@ def _statistic(value: float) -> str:
     return "∞" if math.isinf(value) else f"{value:.3f}"
 
 
-READING = ("Cells: test-split {metric}, mean ± std over seeds, then the 95% t-interval of the mean; the best "
-           "mean per column in bold; (n=…) when a method has another number of seeds than most. "
-           "Δ vs {baseline}: mean of the per-seed differences method − {baseline} over the seeds both "
-           "have, its 95% CI, the two-sided exact Wilcoxon signed-rank p Holm-adjusted across the methods "
-           "of the column, and ▲ better / ▼ worse (p_Holm ≤ {alpha}) or n.s.; \"n too small\" where no "
-           "outcome of the Wilcoxon test could reach {alpha} with that many pairs. Other metrics and the "
-           "paired t-test p are in leaderboard.json.")
+READING = ("Cells: test-split {metric}, mean ± std over seeds, then the 95% t-interval of the mean; the "
+           "best mean per column in bold; (n=…) when a method has another number of seeds than most. ")
+READING_DIFF = ("Δ vs {baseline}: mean of the per-seed differences method − {baseline} over the seeds both "
+                "have, its 95% CI, the two-sided exact Wilcoxon signed-rank p Holm-adjusted across the methods "
+                "of the column, and ▲ better / ▼ worse (p_Holm ≤ {alpha}) or n.s.; \"n too small\" where no "
+                "outcome of the Wilcoxon test could reach {alpha} with that many pairs. ")
+READING_NO_BASELINE = "The baseline {baseline} has no runs beside another method: no paired comparisons. "
+READING_MORE = "Other metrics and the paired t-test p are in leaderboard.json."
 
 
 def dataset_lines(datasets: list[str], cells: dict[CellKey, CellStats], primary_of: dict[str, str],
                   curves: dict, order: list[str], roles: dict[str, str], baseline: str,
                   figures_dir: Path) -> list[str]:
-    lines = ["## Results per dataset", "",
-             READING.format(metric="primary metric", baseline=baseline, alpha=ALPHA), ""]
+    compared = any(c.baseline is not None for c in cells.values())
+    reading = READING + (READING_DIFF if compared else READING_NO_BASELINE) + READING_MORE
+    lines = ["## Results per dataset", "", reading.format(metric="primary metric", baseline=baseline, alpha=ALPHA), ""]
     for dataset in datasets:
         own = [cells[k] for k in cells if k.dataset == dataset and not k.is_transfer]
         metric = primary_of.get(dataset, own[0].key.metric if own else "?")

@@ -143,7 +143,7 @@ def cell_stats(key: CellKey, by_method: Mapping[str, SeedValues], baseline: str,
     comparisons = compare_by_seed(by_method, baseline, alpha, higher) if has_baseline else {}
     finite = [v for values in by_method.values() for v in values.values() if math.isfinite(v)]
     percent = bool(finite) and all(0.0 <= v <= 1.0 for v in finite)
-    return CellStats(key, summaries, comparisons, baseline if baseline in by_method else None,
+    return CellStats(key, summaries, comparisons, baseline if has_baseline else None,
                      higher, percent)
 
 

@@ -100,15 +100,15 @@ def results_table(cells: Sequence[CellStats], methods: Sequence[str], roles: Map
         headers.append(column_title(cell.key, cell.percent, with_dataset))
         if cell.baseline is not None:
             headers.append(f"Δ vs {baseline}")
+    best = [cell.best_methods() for cell in cells]
     rows = []
     for method in methods:
         if not any(method in c.summaries for c in cells):
             continue
         row = [method_label(method, roles)]
-        for cell in cells:
+        for cell, best_here in zip(cells, best):
             summary = cell.summaries.get(method)
-            best = cell.best_methods()
-            row.append(summary_text(summary, cell.percent, method in best, n_usual) if summary else MISSING)
+            row.append(summary_text(summary, cell.percent, method in best_here, n_usual) if summary else MISSING)
             if cell.baseline is None:
                 continue
             if method == cell.baseline:
