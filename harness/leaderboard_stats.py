@@ -112,7 +112,7 @@ def compare_by_seed(by_method: Mapping[str, SeedValues], baseline: str, alpha: f
     for record, p_holm in zip(records.values(), adjusted):
         record["p_holm"] = float(p_holm)
         record["verdict"] = stats.verdict(record["p_holm"], record["diff"], record["min_attainable_p"],
-                                          alpha, higher)
+                                          alpha, higher, family_size=len(records))
     return records
 
 

@@ -7,6 +7,7 @@ skipped; a failing run is recorded FAILED by Sacred with its reason and the grid
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import json
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
 from harness.data import LoadedDataset, load_dataset
+from harness.errors import UserError
 from harness.evaluation import PROTOCOLS, EvalContext
 from harness.evaluation.transfer import transfer_targets
 from harness.grid import RunSpec
@@ -110,6 +112,8 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
     SETTINGS.CAPTURE_MODE = "sys"      # 'fd' would start tee subprocesses
     ex = Experiment(f"{spec.dataset}.{spec.method}", interactive=True, save_git_info=_git_available())
     ex.add_config(copy.deepcopy(spec.config))
+    for package in ("torch", "torchvision", "accelerate", "sacred", "scipy", "numpy"):
+        ex.add_package_dependency(package, importlib.metadata.version(package))
     if accelerator.is_main_process:
         ex.observers.append(FileStorageObserver(str(runs_dir)))
 
@@ -140,7 +144,12 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
 
     def get(name: str, size: int) -> LoadedDataset:
         if (name, size) not in datasets:
-            datasets[(name, size)] = load_dataset(name, data_root, size, cache_dir)
+            data = load_dataset(name, data_root, size, cache_dir)
+            empty = [split for split in ("train", "val", "test") if len(data.images[split]) == 0]
+            if empty:
+                raise UserError(f"dataset {name!r}: the {', '.join(empty)} split(s) are empty; every "
+                                "benchmark needs train, val (for selection) and test images")
+            datasets[(name, size)] = data
         return datasets[(name, size)]
 
     # Load (or decode into the cache) every dataset first, transfer targets included (at the

@@ -134,10 +134,12 @@ def paired_comparison(method_values: Sequence[float], baseline_values: Sequence[
 
 
 def verdict(p_holm: float, diff: float, min_attainable_p: float, alpha: float,
-            higher_is_better: bool = True) -> str:
-    """"n too small" when even the most extreme sign pattern could not reach alpha; otherwise
-    "better"/"worse" (by the sign of the mean difference) when p_holm <= alpha, else "n.s."."""
-    if min_attainable_p > alpha or math.isnan(p_holm):
+            higher_is_better: bool = True, family_size: int = 1) -> str:
+    """"n too small" when even the most extreme sign pattern could not reach alpha after Holm's
+    correction over `family_size` comparisons (every Holm-adjusted p is at least
+    family_size * min_attainable_p); otherwise "better"/"worse" (by the sign of the mean
+    difference) when p_holm <= alpha, else "n.s."."""
+    if family_size * min_attainable_p > alpha or math.isnan(p_holm):
         return "n too small"
     if p_holm > alpha:
         return "n.s."
@@ -160,7 +162,7 @@ def compare_to_baseline(table: Mapping[str, Sequence[float]], baseline: str, alp
     for record, p_holm in zip(records.values(), adjusted):
         record["p_holm"] = float(p_holm)
         record["verdict"] = verdict(record["p_holm"], record["diff"], record["min_attainable_p"],
-                                    alpha, higher_is_better)
+                                    alpha, higher_is_better, family_size=len(records))
     return records
 
 

@@ -237,13 +237,18 @@ def test_compare_to_baseline_says_n_too_small_below_six_seeds():
     assert records["better"]["p_wilcoxon"] == pytest.approx(0.0625)
 
 
-def test_compare_to_baseline_holm_can_turn_a_minimal_p_non_significant():
-    # n = 6: each raw p is 0.03125, but Holm over 2 methods doubles the smallest to 0.0625.
+def test_compare_to_baseline_says_n_too_small_when_holm_makes_alpha_unreachable():
+    # n = 6: each raw p is 0.03125, but Holm over 2 methods doubles the smallest to 0.0625:
+    # no outcome of 6 seeds could be significant, so the verdict says so instead of "n.s.".
     table = make_table(6)
     del table["same"]
     records = compare_to_baseline(table, "byol")
     assert all(r["p_wilcoxon"] == pytest.approx(0.03125) for r in records.values())
-    assert all(r["verdict"] == "n.s." for r in records.values())
+    assert all(r["p_holm"] == pytest.approx(0.0625) for r in records.values())
+    assert all(r["verdict"] == "n too small" for r in records.values())
+    # With one comparison the same 6 seeds can reach alpha.
+    del table["worse"]
+    assert compare_to_baseline(table, "byol")["better"]["verdict"] == "better"
 
 
 def test_compare_to_baseline_lower_is_better():

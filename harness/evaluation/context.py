@@ -30,7 +30,7 @@ def extract_features(encoder: nn.Module, images: np.ndarray, normalize: Normaliz
         x = torch.from_numpy(images[start:start + batch_size]).to(device, non_blocking=True)
         out.append(encoder(normalize(x)).float().cpu())
     encoder.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0)
+    return torch.cat(out) if out else torch.zeros(0, encoder.feat_dim)
 
 
 class SealedLabels(dict):

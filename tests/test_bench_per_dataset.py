@@ -1,0 +1,45 @@
+"""One tiny benchmark run per real dataset format, on fixtures in the official layouts:
+the loaders, the decoded cache, pretraining, the protocols (multi-class and multi-label) and
+the leaderboard, through the CLI exactly as a user calls it."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fixtures_data as fx
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--seeds", "1",
+        "--set", "backbone.width=4", "--set", "byol.proj_hidden=16", "--set", "byol.pred_hidden=16",
+        "--set", "byol.proj_dim=8", "--set", "data.image_size=16", "--set", "pretrain.batch_size=8"]
+
+CASES = {
+    "stl10": (lambda root: fx.make_stl10(root, per_class=10, n_test=10, n_unlabeled=7), "accuracy"),
+    "isic": (lambda root: fx.make_isic(root), "balanced_accuracy"),
+    "chestxray14": (lambda root: fx.make_chestxray14(root, patients=30), "mean_auroc"),
+    "pneumonia": (lambda root: fx.make_pneumonia(root), "balanced_accuracy"),
+    "dermamnist": (lambda root: fx.make_medmnist(root, "dermamnist", 3, 7), "balanced_accuracy"),
+    "chestmnist": (lambda root: fx.make_medmnist(root, "chestmnist", 1, 14, multilabel=True), "mean_auroc"),
+}
+
+
+@pytest.mark.parametrize("dataset", sorted(CASES))
+def test_tiny_benchmark_run(tmp_path, dataset):
+    make, metric = CASES[dataset]
+    data_root = tmp_path / "data"
+    data_root.mkdir()
+    make(data_root)
+    results = tmp_path / "results"
+    code = main([*TINY, "--datasets", dataset, "--data-root", str(data_root), "--results-dir", str(results)])
+    assert code == 0
+    folders = [p for p in (results / "runs").iterdir() if p.name.isdigit()]
+    assert len(folders) == 1
+    run = json.loads((folders[0] / "run.json").read_text())
+    assert run["status"] == "COMPLETED", run.get("fail_trace")
+    for protocol in ("linear", "knn"):
+        value = run["result"][f"{protocol}/{metric}"]
+        assert np.isnan(value) or 0.0 <= value <= 1.0
+    assert any(p.is_dir() for p in (results / "cache").iterdir())   # decoded once, cached
+    assert dataset in (results / "LEADERBOARD.md").read_text()
