@@ -135,6 +135,8 @@ def timed_step(bench: Bench, views, labels, accelerator: Accelerator, sampler: P
 def run(args) -> list[dict]:
     import_methods()
     names = METHODS.select(args.methods)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     overrides = [f"backbone.name={args.backbone}", f"pretrain.batch_size={args.batch_size}", *args.set]
     cfg = load_config(args.config, overrides)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -187,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per method first")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0: torch's default); 1 avoids stalls on a shared CPU")
     p.add_argument("--config", help="YAML config for the heads, optimizer, precision (default: DEFAULTS)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     return p
