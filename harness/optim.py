@@ -54,11 +54,11 @@ def build_optimizer(model: nn.Module, pre: dict) -> torch.optim.Optimizer:
     if name == "adamw":
         for g in groups:
             g.pop("lars", None)
-        return torch.optim.AdamW(groups, lr=pre["lr"])
+        return torch.optim.AdamW(groups, lr=pre["lr"], foreach=True)
     if name == "sgd":
         for g in groups:
             g.pop("lars", None)
-        return torch.optim.SGD(groups, lr=pre["lr"], momentum=pre["momentum"])
+        return torch.optim.SGD(groups, lr=pre["lr"], momentum=pre["momentum"], foreach=True)
     if name == "lars":
         return LARS(groups, lr=pre["lr"], momentum=pre["momentum"])
     raise UserError(f"unknown optimizer {name!r}; valid: adamw, sgd, lars")

@@ -24,20 +24,25 @@ class Registry:
         self._entries: dict[str, Any] = {}
         self._descriptions: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
+        self._not_in_all: set[str] = set()
 
     def register(self, name: str | None = None, *, description: str | None = None,
-                 aliases: Iterable[str] = ()) -> Callable[[Any], Any]:
+                 aliases: Iterable[str] = (), in_all: bool = True) -> Callable[[Any], Any]:
         """Decorator: `@METHODS.register("byol")` above a class or function."""
         def decorate(obj: Any) -> Any:
-            self.add(name or obj.__name__, obj, description=description, aliases=aliases)
+            self.add(name or obj.__name__, obj, description=description, aliases=aliases, in_all=in_all)
             return obj
         return decorate
 
     def add(self, name: str, obj: Any, *, description: str | None = None,
-            aliases: Iterable[str] = ()) -> None:
+            aliases: Iterable[str] = (), in_all: bool = True) -> None:
+        """Register `obj`; `in_all=False` keeps it out of "all" (ablation rows: select them by
+        name or wildcard)."""
         if name in self._entries or name in self._aliases:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = obj
+        if not in_all:
+            self._not_in_all.add(name)
         doc = description or (getattr(obj, "__doc__", None) or "").strip()
         self._descriptions[name] = doc.splitlines()[0] if doc else ""
         for alias in aliases:
@@ -75,7 +80,7 @@ class Registry:
         chosen: list[str] = []
         for item in filter(None, items):
             if item == "all":
-                matches = self.names()
+                matches = [n for n in self.names() if n not in self._not_in_all]
             elif any(ch in item for ch in "*?["):
                 matches = fnmatch.filter(self.names(), item)
                 if not matches:

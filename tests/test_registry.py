@@ -19,6 +19,7 @@ def make():
 
     reg.add("byol-nobn-ln", object(), description="LN")
     reg.add("simclr", object())
+    reg.add("byol-nobn-none", object(), in_all=False)
     return reg
 
 
@@ -27,7 +28,7 @@ def test_lookup_alias_and_description():
     assert reg.get("byol")() == 1
     assert reg.canonical("gn") == "byol-nobn-gn"
     assert reg.describe("gn") == "GroupNorm variant."
-    assert reg.names() == ["byol", "byol-nobn-gn", "byol-nobn-ln", "simclr"]
+    assert reg.names() == ["byol", "byol-nobn-gn", "byol-nobn-ln", "byol-nobn-none", "simclr"]
 
 
 def test_unknown_name_lists_valid_names():
@@ -43,10 +44,11 @@ def test_unknown_name_lists_valid_names():
 
 def test_select_all_list_and_wildcards_keep_order_without_duplicates():
     reg = make()
-    assert reg.select("all") == reg.names()
+    assert reg.select("all") == ["byol", "byol-nobn-gn", "byol-nobn-ln", "simclr"]  # not ablation rows
     assert reg.select("simclr,byol") == ["simclr", "byol"]
-    assert reg.select("byol-nobn-*") == ["byol-nobn-gn", "byol-nobn-ln"]
-    assert reg.select(["byol*", "byol"]) == ["byol", "byol-nobn-gn", "byol-nobn-ln"]
+    assert reg.select("byol-nobn-*") == ["byol-nobn-gn", "byol-nobn-ln", "byol-nobn-none"]
+    assert reg.select("byol-nobn-none") == ["byol-nobn-none"]
+    assert reg.select(["byol*", "byol"]) == ["byol", "byol-nobn-gn", "byol-nobn-ln", "byol-nobn-none"]
     assert reg.select("gn, byol") == ["byol-nobn-gn", "byol"]
 
 
