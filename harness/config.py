@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,9 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def parse_set(item: str) -> dict:
     """'pretrain.epochs=5' -> {'pretrain': {'epochs': 5}}; the value is parsed as YAML."""
     key, sep, raw = item.partition("=")
@@ -163,6 +167,11 @@ def parse_set(item: str) -> dict:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "4e-3" as a string; a user means the number
+            value = float(value) if _FLOAT.fullmatch(value.strip()) else value
+        except ValueError:
+            pass
     nested: dict = value
     for part in reversed(key.strip().split(".")):
         nested = {part: nested}

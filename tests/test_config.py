@@ -6,7 +6,9 @@ from harness.errors import UserError
 
 def test_defaults_load_and_set_overrides_are_typed():
     cfg = load_config(None, ["pretrain.epochs=5", "pretrain.lr=1", "benchmark.seeds=[0, 4]",
-                             "backbone.norm=gn+ws", "augment.crop_scale=[0.3, 1.0]"])
+                             "backbone.norm=gn+ws", "augment.crop_scale=[0.3, 1.0]",
+                             "pretrain.weight_decay=4e-3"])
+    assert cfg["pretrain"]["weight_decay"] == 4e-3
     assert cfg["pretrain"]["epochs"] == 5
     assert cfg["pretrain"]["lr"] == 1.0 and isinstance(cfg["pretrain"]["lr"], float)
     assert cfg["benchmark"]["seeds"] == [0, 4]
