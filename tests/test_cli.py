@@ -82,7 +82,7 @@ def test_failed_run_is_recorded_and_the_grid_goes_on(tmp_path, capsys):
     assert "Failed runs" in board and "non-finite training loss" in board
 
 
-@pytest.mark.parametrize("args, message", [
+BAD_INPUT = [
     (["--methods", "byol,moco"], "unknown method 'moco'; valid methods: "),
     (["--datasets", "mnistt"], "unknown dataset 'mnistt'; valid datasets: "),
     (["--protocols", "linear,svm"], "unknown protocol 'svm'; valid protocols: "),
@@ -93,16 +93,31 @@ def test_failed_run_is_recorded_and_the_grid_goes_on(tmp_path, capsys):
     (["--seeds", "two"], "--seeds wants a count"),
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--set", "method_options.byol.lam=1"], "unknown option(s) lam for method 'byol'"),
-])
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, message):
+    (["--set", "eval.transfer.pairs=[digits]"], "must look like 'isic->dermamnist'"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(ROOT)
+    results = tmp_path / "results"
+    assert main(["--results-dir", str(results), *args]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("args, message", [BAD_INPUT[0], BAD_INPUT[8]])
+def test_bad_input_from_the_shell_has_no_traceback(tmp_path, args, message):
     results = tmp_path / "results"
     proc = subprocess.run([sys.executable, str(ROOT / "run_bench.py"), "--results-dir", str(results), *args],
                           capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not results.exists()
 
