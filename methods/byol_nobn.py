@@ -7,6 +7,9 @@ weight standardisation of every conv (eps 1e-5); LN for conv features = GroupNor
 authors' released code changed only the backbone's normalisation and kept BN in the projector
 and predictor, which is our default too (option `heads_norm`, "bn").
 
+`--methods all` runs `byol-nobn` only; select the six ablation rows by name, by the wildcard
+`byol-nobn-*`, or with configs/bn-ablation.yaml.
+
 Ours: the GN group count (backbone.gn_groups, 32, or the largest divisor of C not above it, so
 it always divides the channels), `byol-nobn` as a short name for the best row (`gn+ws`), and
 `heads_norm` as an option: with "bn" the heads still see batch statistics, with "gn"/"ln"/"none"
@@ -54,7 +57,7 @@ def _register(name: str, norm: str) -> None:
            f"{', best row' if name == 'byol-nobn' else ''}); heads: option heads_norm (bn)")
     cls = type(name.replace("-", "_").upper(), (BYOLNoBN,),
                {"encoder_norm": norm, "__doc__": doc, "__module__": __name__})
-    METHODS.add(name, cls, description=doc)
+    METHODS.add(name, cls, description=doc, in_all=name == "byol-nobn")  # the six rows: by name
 
 
 for _name, _norm in VARIANTS.items():
