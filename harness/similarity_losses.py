@@ -113,7 +113,8 @@ def cross_similarity_loss(kind: str, p1: Tensor, p2: Tensor, z1: Tensor, z2: Ten
     Returns:
         loss: scalar tensor (gradient flows into p1, p2 only; targets are detached).
         stats: {"pos_fraction", "neg_fraction"}: the share of off-diagonal pairs, over both
-            directions, labelled positive / negative, as floats for logging.
+            directions, labelled positive / negative, as detached 0-d float tensors (no device
+            sync in the training step; the caller converts once per epoch).
     """
     if kind not in ("ccsl", "cssl"):
         raise ValueError(f"kind must be 'ccsl' or 'cssl', got {kind!r}")
@@ -136,7 +137,6 @@ def cross_similarity_loss(kind: str, p1: Tensor, p2: Tensor, z1: Tensor, z2: Ten
         n_neg = n_neg + neg.sum()
     rows, cols = z1.shape[0], z1_cols.shape[0]
     off_diagonal_pairs = 2 * rows * (cols - 1)
-    pos_count, neg_count = torch.stack([n_pos, n_neg]).tolist()  # one device sync, not two
-    stats = {"pos_fraction": pos_count / max(off_diagonal_pairs, 1),
-             "neg_fraction": neg_count / max(off_diagonal_pairs, 1)}
+    pairs = max(off_diagonal_pairs, 1)
+    stats = {"pos_fraction": (n_pos.float() / pairs).detach(), "neg_fraction": (n_neg.float() / pairs).detach()}
     return total, stats

@@ -30,7 +30,7 @@ class CrossSimilarityBYOL(BYOL):
 
     def __init__(self, encoder, cfg, options, num_classes, task):
         super().__init__(encoder, cfg, options, num_classes, task)
-        self._sums: dict[str, float] = {}
+        self._sums: dict[str, torch.Tensor | float] = {}
 
     @classmethod
     def configure(cls, run_config: dict) -> None:
@@ -59,7 +59,7 @@ class CrossSimilarityBYOL(BYOL):
 
     def epoch_logs(self) -> dict[str, float]:
         """Per epoch: mean share of the off-diagonal pairs labelled positive / negative."""
-        sums, self._sums = self._sums, {}
+        sums, self._sums = {k: float(v) for k, v in self._sums.items()}, {}  # one sync per epoch
         steps = sums.pop("steps", 0.0)
         return {f"{self.kind}/{key}": value / steps for key, value in sums.items()} if steps else {}
 

@@ -127,7 +127,7 @@ def test_cross_similarity_ccsl_2x2_golden():
     p1, p2, z1, z2 = _two_by_two()
     loss, stats = cross_similarity_loss("ccsl", p1, p2, z1, z2)
     assert loss.item() == pytest.approx(3.0 + 1.0 / math.sqrt(2.0), abs=1e-12)
-    assert stats == {"pos_fraction": 0.5, "neg_fraction": 0.5}
+    assert {k: float(v) for k, v in stats.items()} == {"pos_fraction": 0.5, "neg_fraction": 0.5}
     assert all(isinstance(v, float) for v in stats.values())
 
 
@@ -146,13 +146,13 @@ def test_cross_similarity_all_ignored_is_zero_and_backward_works():
     for kind in ("ccsl", "cssl"):
         loss, stats = cross_similarity_loss(kind, p1, p2, z, z)
         assert loss.item() == 0.0
-        assert stats == {"pos_fraction": 0.0, "neg_fraction": 0.0}
+        assert {k: float(v) for k, v in stats.items()} == {"pos_fraction": 0.0, "neg_fraction": 0.0}
         loss.backward()
         assert torch.equal(p1.grad, torch.zeros_like(p1)) and torch.isfinite(p2.grad).all()
         p1.grad = p2.grad = None
     # A batch of one has no off-diagonal pair at all.
     loss, stats = cross_similarity_loss("ccsl", p1[:1], p2[:1], z[:1], z[:1])
-    assert loss.item() == 0.0 and stats == {"pos_fraction": 0.0, "neg_fraction": 0.0}
+    assert loss.item() == 0.0 and {k: float(v) for k, v in stats.items()} == {"pos_fraction": 0.0, "neg_fraction": 0.0}
 
 
 def test_cross_similarity_gradient_reaches_predictions_only():
@@ -224,8 +224,8 @@ def test_cross_similarity_matches_double_loop(kind, seed, margin, temperature, b
     assert pos1 + pos2 > 0 and neg1 + neg2 > 0          # both label sets are exercised
     torch.testing.assert_close(loss, ref1 + ref2, rtol=1e-12, atol=1e-12)
     pairs = 2 * n * (n - 1)
-    assert stats["pos_fraction"] == pytest.approx((pos1 + pos2) / pairs)
-    assert stats["neg_fraction"] == pytest.approx((neg1 + neg2) / pairs)
+    assert float(stats["pos_fraction"]) == pytest.approx((pos1 + pos2) / pairs)
+    assert float(stats["neg_fraction"]) == pytest.approx((neg1 + neg2) / pairs)
     got = torch.autograd.grad(loss, (p1, p2))
     want = torch.autograd.grad(ref1 + ref2, (p1, p2))
     for a, b in zip(got, want):
@@ -247,5 +247,5 @@ def test_cross_similarity_local_rows_against_global_columns(kind):
     ref2, pos2, neg2 = reference_direction(kind, p2, z2_all[rows], z1_all, 0.8, 0.2, offset, 0.0, 0.1, 0.0)
     assert pos1 + pos2 > 0 and neg1 + neg2 > 0
     torch.testing.assert_close(loss, ref1 + ref2, rtol=1e-12, atol=1e-12)
-    assert stats["pos_fraction"] == pytest.approx((pos1 + pos2) / (2 * local * (n - 1)))
-    assert stats["neg_fraction"] == pytest.approx((neg1 + neg2) / (2 * local * (n - 1)))
+    assert float(stats["pos_fraction"]) == pytest.approx((pos1 + pos2) / (2 * local * (n - 1)))
+    assert float(stats["neg_fraction"]) == pytest.approx((neg1 + neg2) / (2 * local * (n - 1)))
