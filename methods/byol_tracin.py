@@ -19,6 +19,8 @@ Monitoring only, never trained on: per epoch, how often the partner shares the t
 """
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import Tensor
 
@@ -29,7 +31,7 @@ from harness.positives import extra_positive_loss, pairwise_tracin, select_partn
 from methods.byol import BYOL, ViewOutputs
 
 
-class ExtraPositiveBYOL(BYOL):
+class ExtraPositiveBYOL(BYOL, metaclass=abc.ABCMeta):
     """BYOL + lam * the loss towards one extra positive per image; subclasses define the score.
 
     `score_features(out)` gives the per-sample tensors the score needs beyond the target
@@ -55,9 +57,9 @@ class ExtraPositiveBYOL(BYOL):
         """Detached float32 (B, d) tensors the score needs besides z'1, z'2."""
         return []
 
+    @abc.abstractmethod
     def score(self, rows: list[Tensor], cols: list[Tensor]) -> Tensor:
         """Scores (B, B_cols) from [z'1, z'2, *score_features] of the rows and of the columns."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def partner_scores(self, out: ViewOutputs, ctx: StepContext) -> tuple[Tensor, tuple[Tensor, Tensor]]:
