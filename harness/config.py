@@ -167,11 +167,8 @@ def parse_set(item: str) -> dict:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str):
-        try:  # YAML 1.1 reads "4e-3" as a string; a user means the number
-            value = float(value) if _FLOAT.fullmatch(value.strip()) else value
-        except ValueError:
-            pass
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads "4e-3" as a string; a user means the number
     nested: dict = value
     for part in reversed(key.strip().split(".")):
         nested = {part: nested}
