@@ -99,11 +99,11 @@ def run(argv: list[str] | None = None) -> int:
     from harness.leaderboard import write_leaderboard
 
     results_dir = Path(args.results_dir)
+    cfg = load_config(args.config, [*_list_overrides(args), *args.set])
     if args.leaderboard:
-        path = write_leaderboard(results_dir)
+        path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"])
         print(f"wrote {path}")
         return 0
-    cfg = load_config(args.config, [*_list_overrides(args), *args.set])
 
     from harness.grid import expand_grid
     specs = expand_grid(cfg, results_dir / "runs")

@@ -43,3 +43,31 @@ def test_tiny_benchmark_run(tmp_path, dataset):
         assert np.isnan(value) or 0.0 <= value <= 1.0
     assert any(p.is_dir() for p in (results / "cache").iterdir())   # decoded once, cached
     assert dataset in (results / "LEADERBOARD.md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["imagefolder", "hf"])
+def test_tiny_benchmark_run_on_a_user_card(tmp_path, kind):
+    """A user's own dataset is a card only: here a copy of the example card pointed at a fixture
+    (an image folder, or a Hugging Face save_to_disk folder), registered as datasets/ would."""
+    import dataclasses
+
+    from harness.data import DATASETS
+    from harness.data.cards import register_cards
+
+    register_cards()
+    data_root = tmp_path / "data"
+    name = f"my-{kind}"
+    if kind == "imagefolder":
+        fx.make_imagefolder(data_root / "pets", per_class=10)
+        card = dataclasses.replace(DATASETS.get("imagefolder-example"), name=name, root="pets", image_size=16)
+    else:
+        fx.make_hf_disk(data_root / "hfdisk", n_train=30, n_test=9)
+        card = dataclasses.replace(DATASETS.get("hf-example"), name=name, root="hfdisk", image_size=16,
+                                   options={"image_column": "image", "label_column": "label"})
+    if name not in DATASETS:
+        DATASETS.add(name, card)
+    results = tmp_path / "results"
+    assert main([*TINY, "--datasets", name, "--data-root", str(data_root), "--results-dir", str(results)]) == 0
+    run = json.loads(next((results / "runs").glob("*/run.json")).read_text())
+    assert run["status"] == "COMPLETED", run.get("fail_trace")
+    assert 0.0 <= run["result"]["linear/accuracy"] <= 1.0
