@@ -1,7 +1,7 @@
 """NIH ChestX-ray14: 112,120 frontal chest X-rays, 14 text-mined findings, multi-label.
 
-Layout under the data root, as the NIH release unpacks (the 12 images_XXX.tar.gz archives
-all unpack into images/; Kaggle's copy with images_XXX/images/ folders is read too):
+Layout under the data root, as the NIH release unpacks (the 12 images_001..012.tar.gz archives
+all unpack into images/; Kaggle's copy with images_001/images/ ... folders is read too):
     chestxray14/Data_Entry_2017.csv   (or Data_Entry_2017_v2020.csv, preferred when both exist)
     chestxray14/images/*.png          (a few are RGBA; converted to one grey channel)
     chestxray14/train_val_list.txt, chestxray14/test_list.txt   (the official, patient-wise split)
