@@ -172,7 +172,11 @@ class BatchedViewAugment(nn.Module):
         self.aug, self.size, self.color, self.view = aug, image_size, channels == 3, view
         self.kernel = blur_kernel_size(image_size)
 
-    def forward(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, generator: torch.Generator,
+                order_generator: torch.Generator | None = None) -> torch.Tensor:
+        """`generator` lives on the images' device and draws every per-sample parameter;
+        `order_generator` (CPU; default `generator`, which must then be a CPU one) draws the
+        jitter order, so no random number travels from the device to the host."""
         a, g = self.aug, generator
         n, dev = images.shape[0], images.device
         x = images.float().div_(255)
@@ -191,12 +195,11 @@ class BatchedViewAugment(nn.Module):
             ops.append((adjust_saturation, uniform(max(0, 1 - a["saturation"]), 1 + a["saturation"])))
         if self.color and a["hue"] > 0:
             ops.append((adjust_hue, uniform(-a["hue"], a["hue"])))
-        order = torch.randperm(len(ops), generator=g, device="cpu") if ops else []
-        if jitter.any():
-            mask = jitter.view(-1, 1, 1, 1)
-            for i in order:
-                op, param = ops[int(i)]
-                x = torch.where(mask, op(x, param), x)
+        order = torch.randperm(len(ops), generator=order_generator or g).tolist() if ops else []
+        mask = jitter.view(-1, 1, 1, 1)  # no `if mask.any()`: that would sync the device each step
+        for i in order:
+            op, param = ops[i]
+            x = torch.where(mask, op(x, param), x)
         if self.color and a["grayscale_p"] > 0:
             x = torch.where((rand(n) < a["grayscale_p"]).view(-1, 1, 1, 1), grayscale(x).expand_as(x), x)
         p_blur = a["blur_p"][self.view]
@@ -212,7 +215,7 @@ class BatchedViewAugment(nn.Module):
 # ----------------------------------------------------------------------------- plumbing
 
 class Normalize(nn.Module):
-    """Images (uint8 0..255, or float 0..1 when `from_unit=True`) -> (x - mean) / std per channel."""
+    """Images (uint8 0..255, or float 0..1) -> (x - mean) / std per channel."""
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
         super().__init__()

@@ -38,26 +38,23 @@ class LARS(torch.optim.Optimizer):
                 p.add_(buf, alpha=-group["lr"])
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights with decay; biases and normalisation parameters (1-D) without."""
+def param_groups(model: nn.Module, weight_decay: float, lars: bool = False) -> list[dict]:
+    """Two groups: weights with decay; biases and normalisation parameters (1-D) without (and,
+    for LARS, without trust-ratio scaling)."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0, "lars": False}]
+            {"params": no_decay, "weight_decay": 0.0, **({"lars": False} if lars else {})}]
 
 
 def build_optimizer(model: nn.Module, pre: dict) -> torch.optim.Optimizer:
-    groups = param_groups(model, pre["weight_decay"])
     name = pre["optimizer"]
+    groups = param_groups(model, pre["weight_decay"], lars=name == "lars")
     if name == "adamw":
-        for g in groups:
-            g.pop("lars", None)
         return torch.optim.AdamW(groups, lr=pre["lr"], foreach=True)
     if name == "sgd":
-        for g in groups:
-            g.pop("lars", None)
         return torch.optim.SGD(groups, lr=pre["lr"], momentum=pre["momentum"], foreach=True)
     if name == "lars":
         return LARS(groups, lr=pre["lr"], momentum=pre["momentum"])

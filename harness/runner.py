@@ -7,6 +7,7 @@ skipped; a failing run is recorded FAILED by Sacred with its reason and the grid
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.metadata
 import json
 import shutil
@@ -94,6 +95,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     return result
 
 
+@functools.lru_cache(maxsize=1)
 def _git_available() -> bool:
     if not (REPO_ROOT / ".git").exists() or shutil.which("git") is None:
         return False
@@ -157,8 +159,9 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
     for spec in todo:
         size = spec.config["data"]["image_size"]
         get(spec.dataset, size)
-        for target in transfer_targets(spec.config):
-            get(target, size)
+        if "transfer" in spec.config["protocols"]:
+            for target in transfer_targets(spec.dataset, spec.config["eval"]["transfer"]["pairs"]):
+                get(target, size)
     bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
     for spec in bar:
         bar.set_postfix_str(spec.label)

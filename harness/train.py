@@ -65,11 +65,13 @@ def make_loader(method: Method, data: LoadedDataset, cfg: dict, accelerator: Acc
 
 
 def make_views(batch_views: list[torch.Tensor], augments: list[BatchedViewAugment] | None,
-               normalize: Normalize, generator: torch.Generator | None) -> list[torch.Tensor]:
-    """Normalised float views: from the loader's views (v2) or made here from the batch."""
+               normalize: Normalize, generators: tuple[torch.Generator, torch.Generator] | None
+               ) -> list[torch.Tensor]:
+    """Normalised float views: from the loader's views (v2) or made here from the batch
+    (`generators`: one on the device for the parameters, one on the CPU for the jitter order)."""
     if augments is None:
         return [normalize(v) for v in batch_views]
-    return [normalize(a(batch_views[0], generator)) for a in augments]
+    return [normalize(a(batch_views[0], *generators)) for a in augments]
 
 
 def monitoring_labels(data: LoadedDataset) -> torch.Tensor | None:
@@ -117,11 +119,14 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         method.online = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method.online)
     method.to(accelerator.device)
     normalize = Normalize(data.card.mean, data.card.std).to(accelerator.device)
-    augments, generator = None, None
+    augments, generators = None, None
     if cfg["augment"]["backend"] == "batched":
         size = data.images["train"].shape[-1]
         augments = [BatchedViewAugment(cfg["augment"], size, data.card.channels, v) for v in range(method.views)]
-        generator = torch.Generator(accelerator.device).manual_seed(seed * 1000 + accelerator.process_index)
+        stream = seed * 1000 + accelerator.process_index
+        on_cpu = accelerator.device.type == "cpu"  # one CPU generator serves both there
+        generators = (torch.Generator(accelerator.device).manual_seed(stream),
+                      None if on_cpu else torch.Generator().manual_seed(stream))
     optimizer = build_optimizer(method.online, pre)
     model, optimizer, loader = accelerator.prepare(method.online, optimizer, loader)
     steps_per_epoch = len(loader)
@@ -139,7 +144,7 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         log_sums: dict[str, torch.Tensor] = {}
         for batch in loader:
             *views, labels_or_index = batch
-            views = make_views(views, augments, normalize, generator)
+            views = make_views(views, augments, normalize, generators)
             ctx.labels = labels_or_index if labelled else None
             lr = warmup_cosine_lr(ctx.step, total, warmup, pre["lr"])
             loss, logs = train_step(method, model, optimizer, accelerator, views, ctx, lr, pre["max_grad_norm"])

@@ -59,10 +59,7 @@ def finetune(encoder: nn.Module, data: LoadedDataset, train_idx: np.ndarray, cfg
     normalize = Normalize(data.card.mean, data.card.std).to(device)
     images = torch.from_numpy(data.images["train"][train_idx])
     labels = torch.from_numpy(data.labels["train"][train_idx])
-    groups = param_groups(model, ft["weight_decay"])
-    for g in groups:
-        g.pop("lars", None)
-    opt = torch.optim.AdamW(groups, lr=ft["lr"])
+    opt = torch.optim.AdamW(param_groups(model, ft["weight_decay"]), lr=ft["lr"])
     gen = torch.Generator().manual_seed(seed)
     batch = min(ft["batch_size"], len(images))
     steps_per_epoch = max(1, len(images) // batch)

@@ -17,7 +17,6 @@ from harness.evaluation.context import PROTOCOLS, EvalContext
 def fit_linear(x: torch.Tensor, y: torch.Tensor, num_outputs: int, weight_decay: float,
                multilabel: bool, max_iter: int) -> torch.nn.Linear:
     """Full-batch L-BFGS on mean loss + weight_decay/2 * |W|^2 (bias not decayed)."""
-    torch.manual_seed(0)
     head = torch.nn.Linear(x.shape[1], num_outputs, device=x.device)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)

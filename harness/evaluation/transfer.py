@@ -34,12 +34,9 @@ def parse_pair(text: str) -> tuple[str, str]:
     return DATASETS.canonical(source), DATASETS.canonical(target)
 
 
-def transfer_targets(run_config: dict) -> list[str]:
-    """Datasets B that a run on run_config['dataset'] transfers to (if 'transfer' is a protocol)."""
-    if "transfer" not in run_config["protocols"]:
-        return []
-    source = run_config["dataset"]
-    return [b for a, b in map(parse_pair, run_config["eval"]["transfer"]["pairs"]) if a == source]
+def transfer_targets(source: str, pairs: list[str]) -> list[str]:
+    """Datasets B that the pairs "A->B" send dataset `source` to."""
+    return [b for a, b in map(parse_pair, pairs) if a == source]
 
 
 def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
@@ -70,7 +67,7 @@ def transfer(ctx: EvalContext) -> dict[str, float]:
     if bad:
         raise UserError(f"eval.transfer.protocols: unknown {', '.join(bad)}; valid: {', '.join(TRANSFER_KINDS)}")
     result: dict[str, float] = {}
-    for target in transfer_targets({"dataset": ctx.data.card.name, "protocols": ["transfer"], "eval": ctx.cfg["eval"]}):
+    for target in transfer_targets(ctx.data.card.name, ctx.cfg["eval"]["transfer"]["pairs"]):
         sub = ctx.on(as_source_input(ctx.load_dataset(target), ctx.data), prefix=f"transfer-{target}-")
         if "linear" in kinds:
             result.update(linear_probe(sub))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torchvision
 
-from harness.models.norms import norm_layer_2d, parse_norm, standardise_convs
+from harness.models.norms import norm_layer, parse_norm, standardise_convs
 from harness.registry import Registry
 
 BACKBONES = Registry("backbone")
@@ -28,7 +28,7 @@ class Encoder(nn.Module):
 
 def _resnet(arch: str, in_channels: int, norm: str, small_stem: bool, gn_groups: int) -> Encoder:
     kind, ws = parse_norm(norm)
-    net = getattr(torchvision.models, arch)(weights=None, norm_layer=norm_layer_2d(kind, gn_groups))
+    net = getattr(torchvision.models, arch)(weights=None, norm_layer=norm_layer(kind, 2, gn_groups))
     if small_stem or in_channels != 3:
         stride, k = (1, 3) if small_stem else (2, 7)
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=k, stride=stride, padding=k // 2, bias=False)
@@ -59,7 +59,7 @@ def small_cnn(in_channels: int = 3, norm: str = "bn", small_stem: bool = True, g
     """Four 3x3 conv blocks (width, 2w, 4w, 4w) with norm + ReLU, two 2x downsamplings, global
     average pool: sized for CPU benchmarks on 16-32 px images (4*width-d features)."""
     kind, ws = parse_norm(norm)
-    norm2d = norm_layer_2d(kind, gn_groups)
+    norm2d = norm_layer(kind, 2, gn_groups)
     chans = [in_channels, width, 2 * width, 4 * width, 4 * width]
     layers: list[nn.Module] = []
     for i in range(4):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from harness.models.norms import norm_layer_1d
+from harness.models.norms import norm_layer
 
 
 class MLPHead(nn.Module):
@@ -13,7 +13,7 @@ class MLPHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, norm: str = "bn"):
         super().__init__()
-        self.hidden = nn.Sequential(nn.Linear(in_dim, hidden_dim), norm_layer_1d(norm)(hidden_dim),
+        self.hidden = nn.Sequential(nn.Linear(in_dim, hidden_dim), norm_layer(norm, dims=1)(hidden_dim),
                                     nn.ReLU(inplace=True))
         self.last = nn.Linear(hidden_dim, out_dim)
 

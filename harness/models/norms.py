@@ -31,27 +31,16 @@ def largest_divisor_at_most(n: int, limit: int) -> int:
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
-def norm_layer_2d(kind: str, gn_groups: int = 32) -> Callable[[int], nn.Module]:
-    """A factory `channels -> module`, the shape torchvision's `norm_layer` argument takes."""
+def norm_layer(kind: str, dims: int = 2, gn_groups: int = 32) -> Callable[[int], nn.Module]:
+    """A factory `channels -> module` (the shape torchvision's `norm_layer` argument takes) for
+    conv features (dims=2, (B, C, H, W)) or MLP features (dims=1, (B, C)). LN is GroupNorm(1, C)
+    for conv features (over C, H, W) and LayerNorm for MLP features."""
     if kind == "bn":
-        return nn.BatchNorm2d
+        return nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
     if kind == "gn":
         return lambda c: nn.GroupNorm(largest_divisor_at_most(c, gn_groups), c)
     if kind == "ln":
-        return lambda c: nn.GroupNorm(1, c)
-    if kind == "none":
-        return lambda c: nn.Identity()
-    raise UserError(f"unknown normalisation {kind!r}; valid: {', '.join(NORM_KINDS)}")
-
-
-def norm_layer_1d(kind: str, gn_groups: int = 32) -> Callable[[int], nn.Module]:
-    """Normalisation for MLP heads (features of shape (B, C))."""
-    if kind == "bn":
-        return nn.BatchNorm1d
-    if kind == "gn":
-        return lambda c: nn.GroupNorm(largest_divisor_at_most(c, gn_groups), c)
-    if kind == "ln":
-        return nn.LayerNorm
+        return (lambda c: nn.GroupNorm(1, c)) if dims == 2 else nn.LayerNorm
     if kind == "none":
         return lambda c: nn.Identity()
     raise UserError(f"unknown normalisation {kind!r}; valid: {', '.join(NORM_KINDS)}")
