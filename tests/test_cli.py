@@ -93,7 +93,7 @@ BAD_INPUT = [
     (["--seeds", "two"], "--seeds wants a count"),
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--set", "method_options.byol.lam=1"], "unknown option(s) lam for method 'byol'"),
-    (["--set", "eval.transfer.pairs=[digits]"], "must look like 'isic->dermamnist'"),
+    (["--set", "eval.transfer.pairs=[digits]"], "must look like 'chestxray14->pneumonia'"),
 ]
 
 
@@ -107,6 +107,28 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, mo
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ") and message in lines[0], lines[0]
     assert not results.exists()
+
+
+@pytest.mark.parametrize("pair", ["isic->dermamnist", "isic2019 -> dermamnist"])
+def test_transfer_pair_sharing_an_image_source_exits_2_with_one_line(tmp_path, capsys, pair):
+    """ISIC 2019 contains HAM10000, which is DermaMNIST: refused before anything runs or loads."""
+    results = tmp_path / "results"
+    assert main([*TINY, "--results-dir", str(results), "--datasets", "digits",
+                 "--set", f"eval.transfer.pairs=['chestxray14->pneumonia', '{pair}']"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and "is not a transfer" in lines[0], lines[0]
+    assert "isic and dermamnist share the image source HAM10000" in lines[0], lines[0]
+    assert not results.exists()
+
+
+def test_medical_paper_config_has_no_leaking_transfer_pair(capsys):
+    """The shipped config resolves (its pairs pass the source check) and no longer holds isic->dermamnist."""
+    from harness.config import load_config
+    from harness.grid import resolve_selection
+    cfg = load_config(ROOT / "configs/medical-paper.yaml")
+    assert cfg["eval"]["transfer"]["pairs"] == ["chestxray14->pneumonia"]
+    resolve_selection(cfg)
 
 
 @pytest.mark.parametrize("args, message", [BAD_INPUT[0], BAD_INPUT[8]])

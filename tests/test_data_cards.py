@@ -63,6 +63,7 @@ def test_import_datasets_from_repo_root_is_hugging_face():
     ("name: x\nloader: imagefolder\nsplits: {train: 0.9, val: 0.1}\n", "must name train, val and test"),
     ("name: x\nloader: imagefolder\nchannels: 1\n", "mean and std need 1 values"),
     ("name: x\nloader: imagefolder\ntask: regression\n", "multiclass or multilabel"),
+    ("name: x\nloader: imagefolder\nsources: [HAM10000, 7]\n", "sources must be a list of names"),
     ("- a list\n", "expected a mapping"),
 ])
 def test_bad_cards_are_user_errors(tmp_path: Path, text: str, problem: str):
@@ -78,3 +79,19 @@ def test_unknown_loader_option_is_a_user_error(tmp_path: Path):
     (tmp_path / "x").mkdir()
     with pytest.raises(UserError, match="unknown option.*group_patern.*valid options"):
         load_from_card(card, tmp_path)
+
+
+def test_cards_name_their_image_sources_and_overlaps_are_found():
+    """The overlaps DESIGN.md names: ISIC 2019 holds HAM10000 (= DermaMNIST); the MedMNIST cards
+    hold their full-size parents' images."""
+    assert get_card("isic").shared_sources(get_card("dermamnist")) == ["HAM10000"]
+    assert get_card("dermamnist").shared_sources(get_card("isic2019")) == ["HAM10000"]
+    assert get_card("chestxray14").shared_sources(get_card("chestmnist")) == ["NIH-ChestXray14"]
+    assert get_card("pneumonia").shared_sources(get_card("pneumoniamnist")) == ["Guangzhou-pediatric-CXR"]
+    assert get_card("chestxray14").shared_sources(get_card("pneumonia")) == []
+    assert get_card("stl10").shared_sources(get_card("digits")) == []
+    for name in EXPECTED:
+        if name != "imagefolder-example":  # the user's own images: theirs to name
+            assert get_card(name).sources, f"{name}: no image sources"
+    unnamed = DatasetCard(name="x", loader="imagefolder")
+    assert unnamed.shared_sources(get_card("isic")) == [] == get_card("isic").shared_sources(unnamed)

@@ -126,6 +126,6 @@ def test_transfer_helpers():
     assert convert_channels(rgb, 1).shape == (2, 1, 4, 4)
     assert convert_channels(rgb, 1)[0, 0, 0, 0] == 100
     assert convert_channels(convert_channels(rgb, 1), 3).shape == (2, 3, 4, 4)
-    assert parse_pair("digits->digits") == ("digits", "digits")
+    assert parse_pair("digits->stl10") == ("digits", "stl10")
     with pytest.raises(UserError, match="must look like"):
         parse_pair("digits")

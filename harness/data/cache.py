@@ -8,8 +8,9 @@ Layout, one folder per (card, image size):
         <split>.labels.npy              int64 (N,) or float32 (N, L); absent for 'unlabeled'
         <split>.groups.npy              str (N,), where the dataset has groups
 
-`key` hashes the card's full content, the image size and CACHE_VERSION, so editing a card
-(classes, splits, options...) or the decoder gives a new folder. The source fingerprint
+`key` hashes the card's content (all but `sources`, which decodes nothing), the image size and
+CACHE_VERSION, so editing a card (classes, splits, options...) or the decoder gives a new
+folder. The source fingerprint
 hashes the name, size and mtime of every file under the dataset's root (or what the format
 registers in FINGERPRINTS): when it differs, the folder is rebuilt in place. A folder is
 written under a temporary name and renamed when complete, so an interrupted build never
@@ -50,8 +51,14 @@ def fingerprint_with(fmt: str):
     return decorate
 
 
+# Card fields that describe the data but do not change what is decoded: not in the cache key,
+# so declaring them does not rebuild a cache.
+_NOT_IN_KEY = ("sources",)
+
+
 def cache_key(card: DatasetCard, image_size: int) -> str:
-    blob = json.dumps({"card": dataclasses.asdict(card), "image_size": image_size,
+    fields = {k: v for k, v in dataclasses.asdict(card).items() if k not in _NOT_IN_KEY}
+    blob = json.dumps({"card": fields, "image_size": image_size,
                        "version": CACHE_VERSION}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

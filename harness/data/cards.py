@@ -64,6 +64,9 @@ class DatasetCard:
     citation: str = ""
     download: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    # Where the images come from (e.g. HAM10000): two cards naming a common source hold the same
+    # images, so a transfer pair between them is refused (harness.evaluation.transfer.parse_pair).
+    sources: tuple[str, ...] = ()
 
     @classmethod
     def from_yaml(cls, path: Path) -> "DatasetCard":
@@ -78,7 +81,7 @@ class DatasetCard:
         if unknown:
             raise UserError(f"dataset card {path}: unknown key(s) {', '.join(unknown)}; "
                             f"valid keys: {', '.join(sorted(valid))}")
-        for key in ("mean", "std", "classes", "aliases"):
+        for key in ("mean", "std", "classes", "aliases", "sources"):
             if key in raw:
                 raw[key] = tuple(raw[key] or ())
         for key in ("splits", "download", "options"):
@@ -99,6 +102,9 @@ class DatasetCard:
             raise UserError(f"dataset card {where}: channels must be 1 or 3, got {self.channels!r}")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise UserError(f"dataset card {where}: mean and std need {self.channels} values (channels)")
+        if not all(isinstance(s, str) and s.strip() for s in self.sources):
+            raise UserError(f"dataset card {where}: sources must be a list of names (e.g. [HAM10000]), "
+                            f"got {list(self.sources)!r}")
         if not isinstance(self.image_size, int) or self.image_size < 1:
             raise UserError(f"dataset card {where}: image_size must be a positive integer")
         bad = sorted(set(self.splits) - set(SPLIT_NAMES))
@@ -118,6 +124,12 @@ class DatasetCard:
             fractions[name] = float(value)
         if fractions and not np.isclose(sum(fractions.values()), 1.0):
             raise UserError(f"dataset card {where}: the split fractions {fractions} must sum to 1")
+
+    def shared_sources(self, other: "DatasetCard") -> list[str]:
+        """The image sources this card has in common with `other` (case-insensitive), in this
+        card's order. Empty when either card names none: then nothing can be checked."""
+        theirs = {s.strip().casefold() for s in other.sources}
+        return [s for s in self.sources if s.strip().casefold() in theirs]
 
     def split_fractions(self) -> dict[str, float]:
         """The carved splits: name -> fraction of the labelled training pool."""

@@ -1,7 +1,7 @@
 """Transfer protocol: the encoder pretrained on dataset A, evaluated on dataset B.
 
-Pairs come from `eval.transfer.pairs` as "A->B" (e.g. "chestxray14->pneumonia",
-"isic->dermamnist"); a run on A evaluates every B paired with it, by the protocols in
+Pairs come from `eval.transfer.pairs` as "A->B" (e.g. "chestxray14->pneumonia"); a run on A
+evaluates every B paired with it, by the protocols in
 `eval.transfer.protocols`: `linear` (frozen features, as the linear protocol) and `finetune`
 (all of B's labelled train split, epoch chosen on B's val). Result keys name both datasets
 through the run's dataset and the key: transfer-<B>-linear/<metric>, transfer-<B>-finetune/<metric>.
@@ -9,6 +9,12 @@ through the run's dataset and the key: transfer-<B>-linear/<metric>, transfer-<B
 Our choices: B is loaded at A's image size and converted to A's channel count (luma for
 RGB -> gray, replication for gray -> RGB), and normalised with A's mean/std, the input
 statistics the encoder was trained on.
+
+A pair whose cards name a common image source (`sources`) is refused: B's images were then seen
+while pretraining on A (ISIC 2019 contains HAM10000, which is DermaMNIST), so it is no transfer.
+Loading B at A's size also means a low-resolution target is upsampled: a 28 px MedMNIST card
+read at 224 px is an 8x blur that no pretraining image had (MedMNIST's authors advise against
+it); prefer a full-resolution card (`pneumonia`, not `pneumoniamnist`, after chestxray14).
 """
 from __future__ import annotations
 
@@ -27,11 +33,19 @@ TRANSFER_KINDS = ("linear", "finetune")
 
 
 def parse_pair(text: str) -> tuple[str, str]:
+    """"A->B" -> canonical (A, B); a UserError for a malformed pair or one whose datasets share
+    an image source (B would not be new to the encoder)."""
     register_cards()
     source, sep, target = (part.strip() for part in text.partition("->"))
     if not sep or not source or not target:
-        raise UserError(f"eval.transfer.pairs entry {text!r} must look like 'isic->dermamnist'")
-    return DATASETS.canonical(source), DATASETS.canonical(target)
+        raise UserError(f"eval.transfer.pairs entry {text!r} must look like 'chestxray14->pneumonia'")
+    a, b = DATASETS.canonical(source), DATASETS.canonical(target)
+    shared = DATASETS.get(a).shared_sources(DATASETS.get(b))
+    if shared:
+        raise UserError(f"eval.transfer.pairs entry {text!r} is not a transfer: {a} and {b} share the "
+                        f"image source {', '.join(shared)} (the cards' `sources`), so {b}'s images "
+                        f"are seen when pretraining on {a}")
+    return a, b
 
 
 def transfer_targets(source: str, pairs: list[str]) -> list[str]:
