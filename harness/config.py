@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
         "small_stem": True,
         "gn_groups": 32,
         "width": 32,                 # small-cnn only
+        "ws_gain": 1.0,              # none+ws only: scaled WS, weight * gain / sqrt(fan_in) (ours)
     },
     "pretrain": {
         "epochs": 20,

@@ -73,7 +73,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     card = data.card
     bb = config["backbone"]
     encoder = build_backbone(bb["name"], in_channels=card.channels, norm=bb["norm"],
-                             small_stem=bb["small_stem"], gn_groups=bb["gn_groups"],
+                             small_stem=bb["small_stem"], gn_groups=bb["gn_groups"], ws_gain=bb["ws_gain"],
                              **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
     cls = METHODS.get(config["method"])
     method = cls(encoder, config, config["method_options"], data.num_classes, card.task).to(accelerator.device)

@@ -13,7 +13,10 @@ and predictor, which is our default too (option `heads_norm`, "bn").
 Ours: the GN group count (backbone.gn_groups, 32, or the largest divisor of C not above it, so
 it always divides the channels), `byol-nobn` as a short name for the best row (`gn+ws`), and
 `heads_norm` as an option: with "bn" the heads still see batch statistics, with "gn"/"ln"/"none"
-the whole network is free of them. Everything else is the BYOL base unchanged.
+the whole network is free of them. `none+ws` uses scaled WS, the standardised weight times
+backbone.ws_gain (1.0) / sqrt(fan_in) as in Brock et al. 2021's NF-ResNets, where the paper's
+plain WS with no norm layer after it overflows with depth (ResNet-50: NaN at initialisation);
+the paper does not say what it did. Everything else is the BYOL base unchanged.
 """
 from __future__ import annotations
 
