@@ -24,6 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from harness.data.views import as_tensor
+
 SOLARIZE_THRESHOLD = 128 / 255
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale (ITU-R 601)
 
@@ -232,9 +234,11 @@ class ViewDataset(torch.utils.data.Dataset):
     """uint8 images (N, C, H, W) -> (view_1, ..., view_n, label or index).
 
     With no transforms (the batched backend) it returns the image itself once; the views are
-    made on the device from the batch."""
+    made on the device from the batch. `images` may be a tensor, a numpy array (the read-only
+    memory-mapped cache included) or a row view (harness.data.views.ConcatImages): only the
+    rows asked for are read, so the dataset never holds a copy of the split."""
 
-    def __init__(self, images: torch.Tensor, transforms: list, labels: torch.Tensor | None = None):
+    def __init__(self, images, transforms: list, labels: torch.Tensor | None = None):
         self.images = images
         self.transforms = transforms
         self.labels = labels
@@ -244,5 +248,7 @@ class ViewDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         img = self.images[i]
+        if not isinstance(img, torch.Tensor):
+            img = as_tensor(img)
         views = [t(img) for t in self.transforms] if self.transforms else [img]
         return (*views, self.labels[i] if self.labels is not None else i)

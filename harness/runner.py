@@ -22,7 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
-from harness.data import LoadedDataset, load_dataset
+from harness.data import LoadedDataset, load_dataset_shared
 from harness.errors import UserError
 from harness.evaluation import PROTOCOLS, EvalContext
 from harness.evaluation.transfer import transfer_targets
@@ -146,7 +146,7 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
 
     def get(name: str, size: int) -> LoadedDataset:
         if (name, size) not in datasets:
-            data = load_dataset(name, data_root, size, cache_dir)
+            data = load_dataset_shared(name, data_root, size, cache_dir, accelerator)  # mmap, one decode
             empty = [split for split in ("train", "val", "test") if len(data.images[split]) == 0]
             if empty:
                 raise UserError(f"dataset {name!r}: the {', '.join(empty)} split(s) are empty; every "

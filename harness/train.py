@@ -53,7 +53,7 @@ def make_loader(method: Method, data: LoadedDataset, cfg: dict, accelerator: Acc
         transforms = []  # views are made from the batch on the device (make_views)
     else:
         raise UserError(f"unknown augment.backend {aug['backend']!r}; valid: batched, v2")
-    dataset = ViewDataset(torch.from_numpy(images), transforms, labels)
+    dataset = ViewDataset(images, transforms, labels)  # rows read per item: no copy of the split
     per_process = max(1, pre["batch_size"] // accelerator.num_processes)
     if per_process > len(dataset):
         per_process = len(dataset)

@@ -3,11 +3,14 @@
 Every loader returns a `LoadedDataset`: uint8 image arrays (N, C, H, W) per split, already
 resized to the card's image size, with labels. Training and evaluation only ever see that.
 `load_dataset` is the one door (with the decoded cache when given a cache_dir);
+`load_dataset_shared` is that door for a multi-process job (one decode, one memory-mapped copy);
 `download_dataset` fetches, checks and unpacks what a card lists for --download.
 """
 from harness.data.cards import (DATASETS, LOADERS, DatasetCard, LoadedDataset, get_card, load_dataset,
                                 load_from_card, register_cards)
 from harness.data.download import download_dataset
+from harness.data.shared import load_dataset_shared
+from harness.data.views import ConcatImages
 
-__all__ = ["DATASETS", "LOADERS", "DatasetCard", "LoadedDataset", "download_dataset", "get_card",
-           "load_dataset", "load_from_card", "register_cards"]
+__all__ = ["DATASETS", "LOADERS", "ConcatImages", "DatasetCard", "LoadedDataset", "download_dataset",
+           "get_card", "load_dataset", "load_dataset_shared", "load_from_card", "register_cards"]

@@ -13,6 +13,7 @@ from accelerate import Accelerator
 
 from harness.augment import Normalize
 from harness.data import LoadedDataset
+from harness.data.views import as_tensor
 from harness.metrics import compute_metrics
 from harness.registry import Registry
 
@@ -27,7 +28,7 @@ def extract_features(encoder: nn.Module, images: np.ndarray, normalize: Normaliz
     encoder.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[start:start + batch_size]).to(device, non_blocking=True)
+        x = as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)
         out.append(encoder(normalize(x)).float().cpu())
     encoder.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, encoder.feat_dim)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from harness.augment import Normalize, resized_crop_flip, sample_crop_boxes
 from harness.data import LoadedDataset
+from harness.data.views import as_tensor
 from harness.optim import param_groups, warmup_cosine_lr
 
 FINETUNE_CROP_SCALE = (0.5, 1.0)
@@ -42,7 +43,7 @@ def stratified_subset(labels: np.ndarray, percent: float, seed: int) -> np.ndarr
 @torch.no_grad()
 def predict(model: nn.Module, images: np.ndarray, normalize: Normalize, batch_size: int, device) -> np.ndarray:
     model.eval()
-    out = [model(normalize(torch.from_numpy(images[i:i + batch_size]).to(device))).float().cpu()
+    out = [model(normalize(as_tensor(images[i:i + batch_size]).to(device))).float().cpu()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out).numpy()
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from harness.data import DATASETS, LoadedDataset
 from harness.data.cards import register_cards
+from harness.data.views import convert_channels, with_channels  # noqa: F401 (convert_channels: re-export)
 from harness.errors import UserError
 from harness.evaluation.context import PROTOCOLS, EvalContext
 from harness.evaluation.linear import linear_probe
@@ -53,24 +54,11 @@ def transfer_targets(source: str, pairs: list[str]) -> list[str]:
     return [b for a, b in map(parse_pair, pairs) if a == source]
 
 
-def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
-    """uint8 (N, C, H, W) to `channels` channels: luma (ITU-R 601) or replication."""
-    have = images.shape[1]
-    if have == channels:
-        return images
-    if have == 1:
-        return np.repeat(images, channels, axis=1)
-    if channels == 1:
-        w = np.array([0.2989, 0.587, 0.114], dtype=np.float32).reshape(1, 3, 1, 1)
-        return np.clip(np.round((images[:, :3].astype(np.float32) * w).sum(1, keepdims=True)), 0, 255).astype(np.uint8)
-    raise UserError(f"cannot convert {have}-channel images to {channels} channels")
-
-
 def as_source_input(target: LoadedDataset, source: LoadedDataset) -> LoadedDataset:
     """Target dataset re-expressed in the source's channels and normalisation."""
     card = dataclasses.replace(target.card, channels=source.card.channels,
                                mean=source.card.mean, std=source.card.std)
-    images = {k: convert_channels(v, source.card.channels) for k, v in target.images.items()}
+    images = {k: with_channels(v, source.card.channels) for k, v in target.images.items()}  # no full copy
     return dataclasses.replace(target, card=card, images=images)
 
 
