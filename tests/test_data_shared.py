@@ -86,6 +86,9 @@ def test_training_loader_reads_the_view_and_its_batches_are_the_images(stl10):
     view = data.pretrain_images()
     assert sorted(seen) == sorted(view[i].tobytes() for i in range(len(view)))   # one epoch = every image once
     np.testing.assert_array_equal(loader.dataset[95][0].numpy(), data.images["unlabeled"][5])
+    for (x, y), i in zip(loader.dataset.__getitems__([95, 3, 95]), [95, 3, 95]):   # the batched fetch
+        torch.testing.assert_close(x, loader.dataset[i][0], rtol=0, atol=0)
+        assert y == loader.dataset[i][1]
 
 
 def test_features_and_channel_views_read_memory_maps_batch_by_batch(stl10):
@@ -162,3 +165,19 @@ def test_bad_view_input_is_refused():
         ConcatImages([np.zeros((2, 3, 4, 4), np.uint8), np.zeros((2, 1, 4, 4), np.uint8)])
     with pytest.raises(UserError, match="converts between 1 and 3"):
         ChannelsView(np.zeros((2, 3, 4, 4), np.uint8), 3)
+
+
+def test_bench_memory_shows_the_cache_pages_shared_by_two_processes(tmp_path, capsys):
+    """The benchmark at a tiny size: each process maps every page of the cache, and its
+    proportional share (Pss) of those pages is half their Rss: one copy, two processes."""
+    from harness.bench_memory import main
+    assert main(["--train", "90", "--val", "10", "--test", "20", "--unlabeled", "300", "--batches", "2",
+                 "--tmp", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cache_mib = 420 * 3 * 96 * 96 / 2**20
+    assert summary["pretrain_images"] == 390 and len(summary["per_process"]) == 2
+    for r in summary["per_process"]:
+        assert abs(r["touched_cache_Rss"] - cache_mib) < 1, r
+        assert abs(r["touched_cache_Pss"] - cache_mib / 2) < 1, r
+        assert r["touched_Anonymous"] - r["imported_Anonymous"] < cache_mib / 4, r   # nothing copied privately
+    assert list(tmp_path.iterdir()) == []   # the synthetic cache is deleted
