@@ -151,6 +151,11 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
                       None if on_cpu else torch.Generator().manual_seed(stream))
     optimizer = build_optimizer(method.online, pre)
     model, optimizer, loader = accelerator.prepare(method.online, optimizer, loader)
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        # No buffer broadcast at each forward: evaluation reads the main process's BatchNorm
+        # statistics either way, and a forward without collectives cannot hang on a process
+        # that failed before it (SyncBatchNorm, on CUDA, still all_gathers in the forward).
+        model.broadcast_buffers = False
     steps_per_epoch = len(loader)
     total = pre["epochs"] * steps_per_epoch
     warmup = pre["warmup_epochs"] * steps_per_epoch
