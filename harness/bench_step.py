@@ -65,7 +65,8 @@ def build_method(name: str, cfg: dict, channels: int, options: dict | None = Non
     cls.configure(rc)
     bb = rc["backbone"]
     encoder = build_backbone(bb["name"], in_channels=channels, norm=bb["norm"], small_stem=bb["small_stem"],
-                             gn_groups=bb["gn_groups"], **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
+                             gn_groups=bb["gn_groups"], stem=bb["stem"], dropout=bb["dropout"],
+                             **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
     return cls(encoder, rc, rc["method_options"], num_classes, "multiclass")
 
 

@@ -58,6 +58,14 @@ def run_config(cfg: dict, dataset: str, method: str, seed: int, protocols: list[
           "data": copy.deepcopy(cfg["data"]), "eval": copy.deepcopy(cfg["eval"]),
           "method_options": options}
     rc["data"]["image_size"] = cfg["data"]["image_size"] or card.image_size
+    if cfg["data"]["pretrain_splits"] == "unlabeled" and "unlabeled" not in card.splits:
+        raise UserError(f"data.pretrain_splits is 'unlabeled' but dataset {dataset!r} has no unlabeled "
+                        "split; use train or train+unlabeled")
+    bb = cfg["backbone"]
+    if bb["name"] == "small-cnn" and (bb["stem"] or bb["dropout"]):
+        raise UserError("backbone.stem and backbone.dropout apply to the ResNets only, not small-cnn")
+    if cfg["benchmark"]["recipe"]:
+        rc["recipe"] = cfg["benchmark"]["recipe"]  # identity, and the leaderboard's dataset label
     for section in cls.config_sections:
         rc[section] = copy.deepcopy(cfg[section])
     cls.configure(rc)

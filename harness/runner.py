@@ -74,6 +74,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     bb = config["backbone"]
     encoder = build_backbone(bb["name"], in_channels=card.channels, norm=bb["norm"],
                              small_stem=bb["small_stem"], gn_groups=bb["gn_groups"],
+                             stem=bb.get("stem", ""), dropout=bb.get("dropout", 0.0),
                              **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
     cls = METHODS.get(config["method"])
     method = cls(encoder, config, config["method_options"], data.num_classes, card.task).to(accelerator.device)
@@ -144,29 +145,29 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
     counts = {"skipped": len(specs) - len(todo), "COMPLETED": 0, "FAILED": 0}
     datasets: dict[tuple[str, int], LoadedDataset] = {}
 
-    def get(name: str, size: int) -> LoadedDataset:
-        if (name, size) not in datasets:
-            data = load_dataset(name, data_root, size, cache_dir)
+    def get(name: str, size: int, train_subsample: int = 0) -> LoadedDataset:
+        if (name, size, train_subsample) not in datasets:
+            data = load_dataset(name, data_root, size, cache_dir).train_subset(train_subsample)
             empty = [split for split in ("train", "val", "test") if len(data.images[split]) == 0]
             if empty:
                 raise UserError(f"dataset {name!r}: the {', '.join(empty)} split(s) are empty; every "
                                 "benchmark needs train, val (for selection) and test images")
-            datasets[(name, size)] = data
-        return datasets[(name, size)]
+            datasets[(name, size, train_subsample)] = data
+        return datasets[(name, size, train_subsample)]
 
     # Load (or decode into the cache) every dataset first, transfer targets included (at the
     # pretraining dataset's size): missing data fails before any run is written.
     for spec in todo:
-        size = spec.config["data"]["image_size"]
-        get(spec.dataset, size)
+        size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
+        get(spec.dataset, size, sub)
         if "transfer" in spec.config["protocols"]:
             for target in transfer_targets(spec.dataset, spec.config["eval"]["transfer"]["pairs"]):
-                get(target, size)
+                get(target, size, sub)
     bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
     for spec in bar:
         bar.set_postfix_str(spec.label)
-        size = spec.config["data"]["image_size"]
-        status = sacred_run(spec, get(spec.dataset, size), accelerator, runs_dir,
-                            load_other=lambda name, size=size: get(name, size))
+        size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
+        status = sacred_run(spec, get(spec.dataset, size, sub), accelerator, runs_dir,
+                            load_other=lambda name, size=size, sub=sub: get(name, size, sub))
         counts[status] = counts.get(status, 0) + 1
     return counts
