@@ -66,6 +66,7 @@ def build_method(name: str, cfg: dict, channels: int, options: dict | None = Non
     bb = rc["backbone"]
     encoder = build_backbone(bb["name"], in_channels=channels, norm=bb["norm"], small_stem=bb["small_stem"],
                              gn_groups=bb["gn_groups"], stem=bb["stem"], dropout=bb["dropout"],
+                             dropout_stem=bb["dropout_stem"],
                              **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
     return cls(encoder, rc, rc["method_options"], num_classes, "multiclass")
 

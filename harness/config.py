@@ -44,7 +44,8 @@ DEFAULTS: dict[str, Any] = {
         "norm": "bn",                # bn | gn | ln | none, each optionally +ws
         "small_stem": True,          # ResNets: 3x3 stride-1 stem, no max-pool (see `stem`)
         "stem": "",                  # ResNets: imagenet | small | small-maxpool; "" = from small_stem
-        "dropout": 0.0,              # ResNets: Dropout(p) after the stem and each residual block
+        "dropout": 0.0,              # ResNets: Dropout(p) after each residual block of layer1..4
+        "dropout_stem": False,       # ResNets, dropout > 0: also after the stem's activation and pool
         "gn_groups": 32,
         "width": 32,                 # small-cnn only
     },
@@ -133,7 +134,7 @@ NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir")
 # Keys added after runs were first stored: at their default (the behaviour before they existed)
 # they stay out of the run hash, so existing stores keep their identities and are not re-run.
 ADDED_KEYS = ("data.pretrain_splits", "data.train_subsample", "backbone.stem",
-              "backbone.dropout", "pretrain.lr_schedule", "pretrain.lr_step_epochs", "pretrain.lr_gamma",
+              "backbone.dropout", "backbone.dropout_stem", "pretrain.lr_schedule", "pretrain.lr_step_epochs", "pretrain.lr_gamma",
               "pretrain.weight_decay_all", "byol.tau_schedule", "byol.copy_target_bn_buffers",
               "eval.finetune_mlp")
 

@@ -75,6 +75,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     encoder = build_backbone(bb["name"], in_channels=card.channels, norm=bb["norm"],
                              small_stem=bb["small_stem"], gn_groups=bb["gn_groups"],
                              stem=bb.get("stem", ""), dropout=bb.get("dropout", 0.0),
+                             dropout_stem=bb.get("dropout_stem", False),
                              **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
     cls = METHODS.get(config["method"])
     method = cls(encoder, config, config["method_options"], data.num_classes, card.task).to(accelerator.device)

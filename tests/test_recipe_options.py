@@ -109,27 +109,37 @@ def test_weight_decay_all_puts_biases_and_norm_parameters_in_the_decayed_group()
 
 # --- backbone: dropout and stem -----------------------------------------------------------
 
-def test_dropout_after_stem_activation_pool_and_every_residual_block():
+def dropout_names(enc):
+    return [name for name, m in enc.trunk.named_modules() if isinstance(m, nn.Dropout)]
+
+
+def test_dropout_after_every_residual_block_as_their_byol_py():
     enc = build_backbone("resnet18", in_channels=3, stem="small-maxpool", dropout=0.15)
-    net = enc.trunk
-    dropouts = [name for name, m in net.named_modules() if isinstance(m, nn.Dropout)]
-    # stem: after ReLU and after the max-pool; then after each of the 2 blocks of layer1..4
-    assert dropouts == ["relu.1", "maxpool.1",
-                        "layer1.1", "layer1.3", "layer2.1", "layer2.3",
-                        "layer3.1", "layer3.3", "layer4.1", "layer4.3"]
-    assert all(m.p == 0.15 for m in net.modules() if isinstance(m, nn.Dropout))
+    # byol.py's ByolBackBone: one Dropout after each of the 2 blocks of layer1..layer4, none in the stem
+    assert dropout_names(enc) == ["layer1.1", "layer1.3", "layer2.1", "layer2.3",
+                                  "layer3.1", "layer3.3", "layer4.1", "layer4.3"]
+    assert all(m.p == 0.15 for m in enc.modules() if isinstance(m, nn.Dropout))
     for layer in ("layer1", "layer2", "layer3", "layer4"):
-        kinds = [type(m).__name__ for m in getattr(net, layer)]
+        kinds = [type(m).__name__ for m in getattr(enc.trunk, layer)]
         assert kinds == ["BasicBlock", "Dropout", "BasicBlock", "Dropout"]
     # no Dropout at all by default: the module tree (and old checkpoints' keys) unchanged
-    plain = build_backbone("resnet18", in_channels=3, dropout=0.0)
+    plain = build_backbone("resnet18", in_channels=3, dropout=0.0, dropout_stem=True)
     assert not any(isinstance(m, nn.Dropout) for m in plain.modules())
     assert "layer1.1.conv1.weight" in plain.trunk.state_dict()
 
 
+def test_dropout_stem_adds_it_after_the_stem_activation_and_pool():
+    enc = build_backbone("resnet18", in_channels=3, stem="small-maxpool", dropout=0.15, dropout_stem=True)
+    assert dropout_names(enc)[:2] == ["relu.1", "maxpool.1"] and len(dropout_names(enc)) == 10
+    assert [type(m) for m in enc.trunk.relu] == [nn.ReLU, nn.Dropout]
+    assert [type(m) for m in enc.trunk.maxpool] == [nn.MaxPool2d, nn.Dropout]
+    no_pool = build_backbone("resnet18", in_channels=3, stem="small", dropout=0.15, dropout_stem=True)
+    assert dropout_names(no_pool)[:2] == ["relu.1", "layer1.1"]      # no pool, no Dropout after it
+
+
 def test_dropout_is_active_in_train_mode_only():
     torch.manual_seed(0)
-    enc = build_backbone("resnet18", in_channels=3, stem="small-maxpool", dropout=0.5)
+    enc = build_backbone("resnet18", in_channels=3, stem="small-maxpool", dropout=0.5, dropout_stem=True)
     x = torch.randn(2, 3, 16, 16)
     enc.eval()
     assert torch.equal(enc(x), enc(x))
@@ -222,7 +232,7 @@ def test_train_subset_is_stratified_fixed_and_leaves_val_and_test():
 def test_new_keys_at_their_defaults_keep_old_run_hashes():
     rc = {"dataset": "digits", "method": "byol", "seed": 0, **copy.deepcopy(DEFAULTS)}
     old = copy.deepcopy(rc)
-    for section, key in (("backbone", "stem"), ("backbone", "dropout"), ("pretrain", "lr_schedule"),
+    for section, key in (("backbone", "stem"), ("backbone", "dropout"), ("backbone", "dropout_stem"), ("pretrain", "lr_schedule"),
                          ("pretrain", "lr_step_epochs"), ("pretrain", "lr_gamma"),
                          ("pretrain", "weight_decay_all"), ("byol", "tau_schedule"),
                          ("byol", "copy_target_bn_buffers"), ("data", "pretrain_splits"),

@@ -44,7 +44,7 @@ def _with_dropout(module: nn.Module, p: float) -> nn.Sequential:
 
 
 def _resnet(arch: str, in_channels: int, norm: str, small_stem: bool, gn_groups: int,
-            stem: str = "", dropout: float = 0.0) -> Encoder:
+            stem: str = "", dropout: float = 0.0, dropout_stem: bool = False) -> Encoder:
     """torchvision's ResNet with the chosen stem (see resnet18) and optional dropout."""
     kind, ws = parse_norm(norm)
     stem = resolve_stem(stem, small_stem)
@@ -57,11 +57,13 @@ def _resnet(arch: str, in_channels: int, norm: str, small_stem: bool, gn_groups:
     if stem == "small":
         net.maxpool = nn.Identity()  # CIFAR/STL-style stem: keep resolution for small images
     if dropout > 0:
-        # Garg & Jain's backbone: Dropout after the stem's activation, after its pool, and after
-        # every residual block of layer1..layer4. torchvision's ResNet uses `relu` only in the stem.
-        net.relu = _with_dropout(net.relu, dropout)
-        if not isinstance(net.maxpool, nn.Identity):
-            net.maxpool = _with_dropout(net.maxpool, dropout)
+        # Garg & Jain's backbone (byol.py, ByolBackBone): Dropout after every residual block of
+        # layer1..layer4; their loop skips the stem (children 0-3). `dropout_stem` adds it after
+        # the stem's activation and pool too (METHODS.md section 6 describes it so).
+        if dropout_stem:
+            net.relu = _with_dropout(net.relu, dropout)  # torchvision's ResNet uses `relu` only in the stem
+            if not isinstance(net.maxpool, nn.Identity):
+                net.maxpool = _with_dropout(net.maxpool, dropout)
         for name in ("layer1", "layer2", "layer3", "layer4"):
             blocks = list(getattr(net, name))
             setattr(net, name, nn.Sequential(*[m for b in blocks for m in (b, nn.Dropout(dropout))]))
@@ -74,24 +76,24 @@ def _resnet(arch: str, in_channels: int, norm: str, small_stem: bool, gn_groups:
 
 @BACKBONES.register("resnet18")
 def resnet18(in_channels: int = 3, norm: str = "bn", small_stem: bool = False, gn_groups: int = 32,
-             stem: str = "", dropout: float = 0.0) -> Encoder:
+             stem: str = "", dropout: float = 0.0, dropout_stem: bool = False) -> Encoder:
     """torchvision ResNet-18 (512-d features). stem: imagenet (7x7 stride 2 + max-pool), small
     (3x3 stride 1, no max-pool), small-maxpool (3x3 stride 1, max-pool kept: Garg & Jain's code);
-    "" = small if small_stem else imagenet. dropout > 0: Dropout after the stem's activation and
-    pool and after each residual block (Garg & Jain's code used 0.15)."""
-    return _resnet("resnet18", in_channels, norm, small_stem, gn_groups, stem, dropout)
+    "" = small if small_stem else imagenet. dropout > 0: Dropout after each residual block
+    (Garg & Jain's code used 0.15), and with dropout_stem after the stem's activation and pool."""
+    return _resnet("resnet18", in_channels, norm, small_stem, gn_groups, stem, dropout, dropout_stem)
 
 
 @BACKBONES.register("resnet50")
 def resnet50(in_channels: int = 3, norm: str = "bn", small_stem: bool = False, gn_groups: int = 32,
-             stem: str = "", dropout: float = 0.0) -> Encoder:
+             stem: str = "", dropout: float = 0.0, dropout_stem: bool = False) -> Encoder:
     """torchvision ResNet-50 (2048-d features); stem and dropout as resnet18."""
-    return _resnet("resnet50", in_channels, norm, small_stem, gn_groups, stem, dropout)
+    return _resnet("resnet50", in_channels, norm, small_stem, gn_groups, stem, dropout, dropout_stem)
 
 
 @BACKBONES.register("small-cnn")
 def small_cnn(in_channels: int = 3, norm: str = "bn", small_stem: bool = True, gn_groups: int = 32,
-              width: int = 32, stem: str = "", dropout: float = 0.0) -> Encoder:
+              width: int = 32, stem: str = "", dropout: float = 0.0, dropout_stem: bool = False) -> Encoder:
     """Four 3x3 conv blocks (width, 2w, 4w, 4w) with norm + ReLU, two 2x downsamplings, global
     average pool: sized for CPU benchmarks on 16-32 px images (4*width-d features). It has no
     stem to choose and no dropout: `stem` and `dropout` are refused rather than ignored."""
