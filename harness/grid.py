@@ -25,7 +25,8 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.dataset} / {self.method} / seed {self.seed}"
+        recipe = self.config.get("recipe")
+        return f"{self.dataset}{f' [{recipe}]' if recipe else ''} / {self.method} / seed {self.seed}"
 
 
 def resolve_selection(cfg: dict) -> tuple[list[str], list[str], list[int], list[str]]:
