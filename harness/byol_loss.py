@@ -39,6 +39,15 @@ def byol_pair_loss(p: Tensor, z: Tensor, eps: float = EPS) -> Tensor:
     return 2.0 - 2.0 * (p_hat * z_hat).sum(dim=-1)
 
 
+def cosine_matrix(rows: Tensor, cols: Tensor, eps: float = EPS) -> Tensor:
+    """cos(rows_i, cols_j), shape (B_rows, B_cols), in the inputs' dtype, autograd kept.
+
+    >>> cosine_matrix(torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0], [0.0, 3.0]]))
+    tensor([[1., 0.]])
+    """
+    return F.normalize(rows, dim=-1, eps=eps) @ F.normalize(cols, dim=-1, eps=eps).T
+
+
 def symmetric_byol_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor,
                         eps: float = EPS) -> tuple[Tensor, Tensor]:
     """BYOL's symmetric loss: (L, per_sample) with per_sample_i = l(p1_i, z2_i) + l(p2_i, z1_i).

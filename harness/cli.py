@@ -119,13 +119,16 @@ def run(argv: list[str] | None = None) -> int:
         for name in dict.fromkeys(s.dataset for s in specs if not s.done):
             download_dataset(name, Path(cfg["data"]["root"]))
 
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DataLoaderConfiguration
     from harness.runner import run_grid
 
+    # non_blocking: host-to-device batch copies overlap compute (the loader pins memory on CUDA).
     accelerator = Accelerator(mixed_precision=cfg["pretrain"]["mixed_precision"],
-                              cpu=not _cuda_available())
+                              cpu=not _cuda_available(),
+                              dataloader_config=DataLoaderConfiguration(non_blocking=True))
     cache_dir = Path(cfg["data"]["cache_dir"]) if cfg["data"]["cache_dir"] else results_dir / "cache"
-    counts = run_grid(specs, accelerator, results_dir, Path(cfg["data"]["root"]), cache_dir)
+    counts = run_grid(specs, accelerator, results_dir, Path(cfg["data"]["root"]), cache_dir,
+                      wait_timeout_h=cfg["run"]["wait_timeout_h"])
     if accelerator.is_main_process:
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"])
         print(f"{counts['COMPLETED']} completed, {counts['FAILED']} failed, "

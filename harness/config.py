@@ -63,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay_all": False,   # true: decay biases and norm parameters too
         "mixed_precision": "no",     # no | fp16 | bf16 (Accelerate)
         "max_grad_norm": 0.0,        # 0: no clipping
+        "channels_last": False,      # CUDA only: NHWC activations for the conv layers (speed, not identity)
         "drop_last": True,
     },
     "byol": {
@@ -87,6 +88,12 @@ DEFAULTS: dict[str, Any] = {
         "blur_p": [1.0, 0.1],
         "blur_sigma": [0.1, 2.0],
         "solarize_p": [0.0, 0.2],
+    },
+    "run": {                         # how runs are executed, not what they compute (not in the run hash)
+        # Under DDP the other processes wait (on a gloo group) this long for the main process's
+        # evaluation and at every agreement check; ChestX-ray14's semi + transfer evaluation
+        # takes hours on one GPU, far past the NCCL group's default 10 minutes.
+        "wait_timeout_h": 48.0,
     },
     "method_options": {},            # {method: {option: value}}; see each method's `options`
     "eval": {
@@ -130,7 +137,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Keys whose value may take more than the default's type.
 _EXTRA_TYPES: dict[str, tuple[type, ...]] = {"benchmark.seeds": (int, list)}
 # Keys that say where things are or how fast they go, not what is computed: not in the run hash.
-NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir")
+NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir", "pretrain.channels_last")
 # Keys added after runs were first stored: at their default (the behaviour before they existed)
 # they stay out of the run hash, so existing stores keep their identities and are not re-run.
 ADDED_KEYS = ("data.pretrain_splits", "data.train_subsample", "backbone.stem",

@@ -30,8 +30,12 @@ class StepContext:
     total_epochs: int
     rank: int = 0
     world_size: int = 1
-    gather: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # all_gather over processes
+    # Cross-process tools; under DDP each first meets the other processes at a check
+    # (harness.agreement), so a failure elsewhere raises here instead of hanging.
+    gather: Callable[[torch.Tensor], torch.Tensor] = lambda t: t      # all_gather, concatenated
+    reduce_sum: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # all_reduce(SUM)
     labels: torch.Tensor | None = None  # only for monitoring in SSL methods, never for training
+    seed: int = 0                       # the run seed (for tie-breaking draws shared by processes)
 
     @property
     def progress(self) -> float:
@@ -76,9 +80,17 @@ class Method:
     def after_optimizer_step(self, ctx: StepContext) -> None:
         """Hook after each optimizer step (BYOL: the EMA update of the target)."""
 
-    def epoch_logs(self) -> dict[str, float]:
-        """Per-epoch figures to log (e.g. how often TracIn's partner shares the label)."""
+    def epoch_logs(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> dict[str, float]:
+        """Per-epoch figures to log (e.g. how often TracIn's partner shares the label).
+
+        `reduce_sum` sums a tensor over the processes, so the figures are the global batch's,
+        whatever the process count; every process calls this at the same point."""
         return {}
+
+    def convert_sync_batchnorm(self) -> None:
+        """Global-batch BatchNorm statistics under DDP (CUDA only): every network whose
+        BatchNorm sees the batch, so that online and target normalise alike."""
+        self.online = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.online)
 
     @classmethod
     def configure(cls, run_config: dict) -> None:

@@ -17,10 +17,10 @@ from __future__ import annotations
 from typing import Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from harness.byol_loss import EPS, byol_pair_loss
+from harness.byol_loss import EPS, byol_pair_loss, cosine_matrix
+from harness.precision import at_least_float32, float32_math
 
 Views = Union[Tensor, Sequence[Tensor]]
 """One (B, d) tensor, or one tensor per augmented view, all with the same B."""
@@ -56,7 +56,7 @@ def pairwise_tracin(acts: Views, grads: Views, normalize: bool = False, *,
         bias: whether the layer has a bias (the "+ 1" term).
         eps: floor on sqrt(T_ii T_jj) when normalising.
 
-    Half-precision inputs are scored in float32.
+    Scored in float32 with autocast off, whatever the inputs' dtype or the autocast setting.
     """
     rows_a, rows_g = _views(acts, grads, "acts", "grads")
     if (acts_cols is None) != (grads_cols is None):
@@ -68,7 +68,7 @@ def pairwise_tracin(acts: Views, grads: Views, normalize: bool = False, *,
         if rows_a[0].shape[1:] != cols_a[0].shape[1:] or rows_g[0].shape[1:] != cols_g[0].shape[1:]:
             raise ValueError("rows and columns must have the same feature sizes")
     offset = 1.0 if bias else 0.0
-    with torch.no_grad():
+    with torch.no_grad(), float32_math(rows_a[0]):
         scores = sum((a_u @ a_v.T + offset) * (g_u @ g_v.T)
                      for a_u, g_u in zip(rows_a, rows_g) for a_v, g_v in zip(cols_a, cols_g))
         if not normalize:
@@ -101,19 +101,24 @@ def _views(acts: Views, grads: Views, acts_name: str, grads_name: str) -> tuple[
                 or g.shape[0] != batch:
             raise ValueError(f"every view of {acts_name} / {grads_name} must have the same shape "
                              f"and batch size {batch}")
-    return [_at_least_float32(a) for a in acts_list], [_at_least_float32(g) for g in grads_list]
+    return [at_least_float32(a) for a in acts_list], [at_least_float32(g) for g in grads_list]
 
 
-def _at_least_float32(x: Tensor) -> Tensor:
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+def tie_break_order(num_cols: int, seed: int, step: int, device: torch.device | str = "cpu") -> Tensor:
+    """A random permutation of the columns, the same on every process for a (seed, step):
+    `select_partners` reads the columns in this order, so tied scores go to a uniformly random
+    one of them rather than to the lowest index (which under DDP is process 0's shard)."""
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**63)
+    return torch.randperm(num_cols, generator=gen).to(device, non_blocking=True)
 
 
-def select_partners(scores: Tensor, exclude_self_offset: int = 0) -> Tensor:
+def select_partners(scores: Tensor, exclude_self_offset: int = 0, tie_order: Tensor | None = None) -> Tensor:
     """j*(i) = argmax_{j != i + offset} scores[i, j], a LongTensor (B_rows,).
 
     Zeng et al. 2023's selection (METHODS.md section 3) over the whole (global) batch. Row i's
     own column is i + exclude_self_offset (rank * local_batch under DDP) and is never chosen.
-    Ties go to the lowest column index (torch.argmax).
+    Ties go to the column that comes first in `tie_order` (a permutation of the columns, see
+    `tie_break_order`; default: the lowest index, as torch.argmax).
     """
     if scores.dim() != 2:
         raise ValueError(f"scores must be 2-D (B_rows, B_cols), got shape {tuple(scores.shape)}")
@@ -128,7 +133,12 @@ def select_partners(scores: Tensor, exclude_self_offset: int = 0) -> Tensor:
     if not masked.is_floating_point():
         masked = masked.double()
     masked[idx, idx + exclude_self_offset] = float("-inf")
-    partners = masked.argmax(dim=1)
+    if tie_order is None:
+        partners = masked.argmax(dim=1)
+    else:
+        if tie_order.shape != (cols,):
+            raise ValueError(f"tie_order must be a permutation of the {cols} columns")
+        partners = tie_order[masked[:, tie_order].argmax(dim=1)]
     # A row whose every other score is -inf (or NaN) could land on itself: send it to a neighbour.
     clash = partners == idx + exclude_self_offset
     return torch.where(clash, (partners + 1) % cols, partners)
@@ -139,12 +149,12 @@ def nearest_neighbour_scores(z_rows: Tensor, z_cols: Tensor | None = None, eps: 
 
     The `byol-nn` control's score (ours, METHODS.md section 5): the extra positive is the
     nearest neighbour in the target embedding, as in NNCLR / Mean Shift. z_cols defaults to
-    z_rows.
+    z_rows. Float32 with autocast off.
     """
     if z_cols is None:
         z_cols = z_rows
-    with torch.no_grad():
-        return F.normalize(z_rows, dim=-1, eps=eps) @ F.normalize(z_cols, dim=-1, eps=eps).T
+    with torch.no_grad(), float32_math(z_rows):
+        return cosine_matrix(at_least_float32(z_rows), at_least_float32(z_cols), eps)
 
 
 def extra_positive_loss(p1: Tensor, p2: Tensor, z1_cols: Tensor, z2_cols: Tensor,

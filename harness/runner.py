@@ -2,7 +2,8 @@
 
 Accelerate owns devices and processes (one CPU process is the degenerate case); only the main
 process attaches the FileStorageObserver. A completed run with the same resolved-config hash is
-skipped; a failing run is recorded FAILED by Sacred with its reason and the grid goes on.
+skipped; a run failing on any process is recorded FAILED once, by Sacred on the main process,
+with every process's reason, and all processes go on to the next run together.
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import broadcast_object_list, get_grad_scaler, set_seed
 from tqdm.auto import tqdm
 
+from harness.agreement import Agreement
 from harness.data import LoadedDataset, load_dataset
 from harness.errors import UserError
 from harness.evaluation import PROTOCOLS, EvalContext
@@ -29,6 +31,7 @@ from harness.evaluation.transfer import transfer_targets
 from harness.grid import RunSpec
 from harness.method import METHODS
 from harness.models.backbones import build_backbone
+from harness.models.sync_batchnorm import revert_sync_batchnorm
 from harness.train import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,36 +68,59 @@ class PeakMemory:
 
 
 def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_scalar, info: dict,
-            load_other=None) -> dict:
-    """Build, pretrain and evaluate one run; returns the flat result dict of the result contract."""
+            load_other=None, agreement: Agreement | None = None) -> dict:
+    """Build, pretrain and evaluate one run; returns the flat result dict of the result contract.
+
+    Under DDP every process trains; the main process alone evaluates, while the others wait
+    at an agreement check (a gloo group whose timeout is `run.wait_timeout_h`, so no NCCL
+    collective is pending meanwhile). An exception on any process becomes the same RunFailed
+    on every process (harness.agreement), and whatever happened, the accelerator lets go of
+    the run's model, optimizer and loader."""
+    agreement = agreement or Agreement(1)
     start = time.perf_counter()
     seed = config["seed"]
-    set_seed(seed)
-    card = data.card
-    bb = config["backbone"]
-    encoder = build_backbone(bb["name"], in_channels=card.channels, norm=bb["norm"],
-                             small_stem=bb["small_stem"], gn_groups=bb["gn_groups"],
-                             stem=bb.get("stem", ""), dropout=bb.get("dropout", 0.0),
-                             dropout_stem=bb.get("dropout_stem", False),
-                             **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
-    cls = METHODS.get(config["method"])
-    method = cls(encoder, config, config["method_options"], data.num_classes, card.task).to(accelerator.device)
-    info["world_size"] = accelerator.num_processes
-    info["device"] = str(accelerator.device)
-    with PeakMemory(accelerator.device) as mem:
-        stats = train(method, data, config, accelerator, seed, log_scalar)
-    result: dict[str, float] = {}
-    if accelerator.is_main_process:
-        ctx = EvalContext(method.encoder, data, config, seed, accelerator, load_dataset=load_other)
-        for protocol in config["protocols"]:
-            result.update(PROTOCOLS.get(protocol)(ctx))
-        info["selection"] = ctx.info
-    accelerator.wait_for_everyone()
+    fresh_grad_scaler(accelerator)
+    try:
+        set_seed(seed)
+        card = data.card
+        bb = config["backbone"]
+        encoder = build_backbone(bb["name"], in_channels=card.channels, norm=bb["norm"],
+                                 small_stem=bb["small_stem"], gn_groups=bb["gn_groups"],
+                                 stem=bb.get("stem", ""), dropout=bb.get("dropout", 0.0),
+                                 dropout_stem=bb.get("dropout_stem", False),
+                                 **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
+        cls = METHODS.get(config["method"])
+        method = cls(encoder, config, config["method_options"], data.num_classes, card.task).to(accelerator.device)
+        info["world_size"] = accelerator.num_processes
+        info["device"] = str(accelerator.device)
+        with PeakMemory(accelerator.device) as mem:
+            stats = train(method, data, config, accelerator, seed, log_scalar, agreement)
+        agreement.check()  # every process finished training
+        result: dict[str, float] = {}
+        if accelerator.is_main_process:
+            # Evaluation runs on this process alone: no SyncBatchNorm may all_gather in it.
+            ctx = EvalContext(revert_sync_batchnorm(method.encoder), data, config, seed, accelerator,
+                              load_dataset=load_other)
+            for protocol in config["protocols"]:
+                result.update(PROTOCOLS.get(protocol)(ctx))
+            info["selection"] = ctx.info
+        agreement.check()  # the other processes wait here through the evaluation
+    except Exception as exc:
+        raise agreement.outcome(exc) from exc
+    finally:
+        accelerator.free_memory()  # drop the run's prepared model, optimizer and loader
     result["cost/pretrain_img_per_s"] = stats.img_per_s
     result["cost/pretrain_s"] = stats.seconds
     result["cost/peak_mem_mb"] = mem.peak_mb
     result["cost/wall_s"] = time.perf_counter() - start
     return result
+
+
+def fresh_grad_scaler(accelerator: Accelerator) -> None:
+    """fp16: a new GradScaler per run (its scale and growth tracker would carry over)."""
+    if accelerator.scaler is not None:
+        kwargs = accelerator.scaler_handler.to_kwargs() if accelerator.scaler_handler is not None else {}
+        accelerator.scaler = get_grad_scaler(accelerator.distributed_type, **kwargs)
 
 
 @functools.lru_cache(maxsize=1)
@@ -106,7 +132,7 @@ def _git_available() -> bool:
 
 
 def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, runs_dir: Path,
-               load_other=None) -> str:
+               load_other=None, agreement: Agreement | None = None) -> str:
     """One Sacred run; returns its status (COMPLETED or FAILED). Never raises for a failed run."""
     with warnings.catch_warnings():  # sacred 0.8.7 imports the deprecated pkg_resources
         warnings.simplefilter("ignore", UserWarning)
@@ -124,20 +150,22 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
     @ex.main
     def main(_config, _run):
         config = json.loads(json.dumps(_config))   # Sacred's read-only containers -> plain
-        return execute(config, data, accelerator, _run.log_scalar, _run.info, load_other)
+        return execute(config, data, accelerator, _run.log_scalar, _run.info, load_other, agreement)
 
     try:
         run = ex.run(options={"--loglevel": "ERROR"})
         return run.status
-    except Exception as exc:  # recorded FAILED by the observer; the grid goes on
-        tqdm.write(f"FAILED {spec.label}: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # recorded FAILED by the observer; every process goes on together
+        if accelerator.is_main_process:
+            tqdm.write(f"FAILED {spec.label}: {type(exc).__name__}: {exc}")
         return "FAILED"
 
 
 def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, data_root: Path,
-             cache_dir: Path) -> dict[str, int]:
+             cache_dir: Path, wait_timeout_h: float = 48.0) -> dict[str, int]:
     """Run every spec not already done; returns counts by status."""
     runs_dir = results_dir / "runs"
+    agreement = Agreement(accelerator.num_processes, wait_timeout_h * 3600)
     # Every process must agree on what to run: the main process's view of the store decides.
     todo_flags = [[not s.done for s in specs]]
     if accelerator.num_processes > 1:
@@ -169,6 +197,6 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
         bar.set_postfix_str(spec.label)
         size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
         status = sacred_run(spec, get(spec.dataset, size, sub), accelerator, runs_dir,
-                            load_other=lambda name, size=size, sub=sub: get(name, size, sub))
+                            load_other=lambda name, size=size, sub=sub: get(name, size, sub), agreement=agreement)
         counts[status] = counts.get(status, 0) + 1
     return counts

@@ -15,10 +15,12 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from harness.agreement import Agreement
 from harness.augment import BatchedViewAugment, Normalize, ViewDataset, byol_view_transform
 from harness.errors import UserError
 from harness.data import LoadedDataset
 from harness.method import Method, StepContext
+from harness.models.sync_batchnorm import sync_batchnorm_wanted
 from harness.optim import build_optimizer, lr_schedule
 
 
@@ -90,36 +92,56 @@ def monitoring_labels(data: LoadedDataset, splits: str = "train+unlabeled") -> t
 
 def train_step(method: Method, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                accelerator: Accelerator, views: list[torch.Tensor], ctx: StepContext, lr: float,
-               max_grad_norm: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+               max_grad_norm: float = 0.0, check: Callable[[], None] = lambda: None
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One optimisation step: loss, backward, (clip), optimizer, the method's post-step hook (EMA).
-    Returns the detached loss and the method's logs; no host sync. harness.bench_step times it."""
+    Returns the detached loss and the method's logs; no host sync. harness.bench_step times it.
+
+    `check` meets the other processes before the backward (harness.agreement): a loss that
+    raised elsewhere stops every process here, not in DDP's gradient all-reduce. A step the
+    fp16 GradScaler skipped (inf/NaN gradients) leaves the EMA target and `ctx.step` as they
+    were: nothing was learned, so the schedules do not advance either."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     with accelerator.autocast():
         loss, logs = method.training_step(model, views, ctx)
+    check()
     accelerator.backward(loss)
     if max_grad_norm > 0:
         accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    method.after_optimizer_step(ctx)
-    ctx.step += 1
+    if not accelerator.optimizer_step_was_skipped:  # only fp16 skips; the scaler synced already
+        method.after_optimizer_step(ctx)
+        ctx.step += 1
     return loss.detach(), logs
 
 
+def checked(fn: Callable[[torch.Tensor], torch.Tensor], check: Callable[[], None]
+            ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`fn` (a collective) preceded by a check, so a failure elsewhere raises instead of hanging."""
+    def run(t: torch.Tensor) -> torch.Tensor:
+        check()
+        return fn(t)
+    return run
+
+
 def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerator, seed: int,
-          log_scalar: Callable[[str, float, int], None]) -> TrainStats:
+          log_scalar: Callable[[str, float, int], None], agreement: Agreement | None = None) -> TrainStats:
     """Pretrain `method` on the dataset's pretraining images (or train labels for supervised)."""
     stats = TrainStats()
     if not method.trains or cfg["pretrain"]["epochs"] <= 0:
         return stats
+    check = agreement.check if agreement is not None else (lambda: None)
     pre = cfg["pretrain"]
     loader = make_loader(method, data, cfg, accelerator, seed)
     labelled = loader.dataset.labels is not None  # supervised: targets; SSL: monitoring only
-    if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
-        # Global-batch BN statistics under DDP (CUDA only; gloo has no SyncBatchNorm).
-        method.online = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method.online)
+    if sync_batchnorm_wanted(accelerator):
+        method.convert_sync_batchnorm()  # online and target alike
     method.to(accelerator.device)
+    channels_last = pre["channels_last"] and accelerator.device.type == "cuda"
+    if channels_last:
+        method.online.to(memory_format=torch.channels_last)
     normalize = Normalize(data.card.mean, data.card.std).to(accelerator.device)
     augments, generators = None, None
     if cfg["augment"]["backend"] == "batched":
@@ -131,12 +153,20 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
                       None if on_cpu else torch.Generator().manual_seed(stream))
     optimizer = build_optimizer(method.online, pre)
     model, optimizer, loader = accelerator.prepare(method.online, optimizer, loader)
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        # No buffer broadcast at each forward: evaluation reads the main process's BatchNorm
+        # statistics either way, and a forward without collectives cannot hang on a process
+        # that failed before it (SyncBatchNorm, on CUDA, still all_gathers in the forward).
+        model.broadcast_buffers = False
     steps_per_epoch = len(loader)
     total = pre["epochs"] * steps_per_epoch
     lr_at = lr_schedule(pre, steps_per_epoch)  # step -> LR: warmup_cosine or step
-    gather = accelerator.gather if accelerator.num_processes > 1 else (lambda t: t)
+    multi = accelerator.num_processes > 1
+    gather = checked(accelerator.gather, check) if multi else (lambda t: t)
+    reduce_sum = checked(lambda t: accelerator.reduce(t, "sum"), check) if multi else (lambda t: t)
     ctx = StepContext(epoch=0, step=0, total_steps=total, total_epochs=pre["epochs"],
-                      rank=accelerator.process_index, world_size=accelerator.num_processes, gather=gather)
+                      rank=accelerator.process_index, world_size=accelerator.num_processes,
+                      gather=gather, reduce_sum=reduce_sum, seed=seed)
     model.train()
     images_seen, start = 0, time.perf_counter()
     bar = tqdm(range(pre["epochs"]), desc="  epochs", leave=False, disable=not accelerator.is_main_process)
@@ -145,28 +175,35 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         loss_sum = torch.zeros((), device=accelerator.device)
         log_sums: dict[str, torch.Tensor] = {}
         for batch in loader:
+            check()  # a failure anywhere (data, last step's optimizer or EMA) stops all here
             *views, labels_or_index = batch
             views = make_views(views, augments, normalize, generators)
+            if channels_last:
+                views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             ctx.labels = labels_or_index if labelled else None
             lr = lr_at(ctx.step)
-            loss, logs = train_step(method, model, optimizer, accelerator, views, ctx, lr, pre["max_grad_norm"])
+            loss, logs = train_step(method, model, optimizer, accelerator, views, ctx, lr,
+                                    pre["max_grad_norm"], check)
             images_seen += views[0].shape[0] * accelerator.num_processes
             loss_sum += loss.float()
             for k, v in logs.items():
                 log_sums[k] = log_sums.get(k, 0.0) + v.float()
-        # One host sync per epoch: the loss check and the logs.
-        epoch_loss = float(loss_sum) / steps_per_epoch
+        # One reduction and one host sync per epoch: the figures of every process, averaged
+        # (equal batches per process), so the loss check and the logs are the global batch's.
+        names = sorted(log_sums)
+        figures = torch.stack([loss_sum, *(log_sums[k] for k in names)]) / steps_per_epoch
+        figures = (reduce_sum(figures) / accelerator.num_processes).tolist()
+        epoch_loss = figures[0]
         if not math.isfinite(epoch_loss):
             raise NonFiniteLoss(f"non-finite training loss ({epoch_loss}) in epoch {epoch + 1}")
         stats.epoch_loss.append(epoch_loss)
         log_scalar("train/loss", epoch_loss, epoch + 1)
-        for k, v in log_sums.items():
-            log_scalar(f"train/{k}", float(v) / steps_per_epoch, epoch + 1)
-        for k, v in method.epoch_logs().items():
+        for k, v in zip(names, figures[1:]):
+            log_scalar(f"train/{k}", v, epoch + 1)
+        for k, v in method.epoch_logs(reduce_sum).items():
             log_scalar(f"train/{k}", v, epoch + 1)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
     stats.seconds = time.perf_counter() - start
     stats.steps = ctx.step
     stats.img_per_s = images_seen / stats.seconds if stats.seconds > 0 else 0.0
-    accelerator.free_memory()
     return stats

@@ -77,6 +77,12 @@ class BYOL(Method):
         self.target.to(device)
         return self
 
+    def convert_sync_batchnorm(self) -> None:
+        # The target normalises the same global batch as the online network: with per-GPU
+        # statistics its projections would come from differently normalised features.
+        super().convert_sync_batchnorm()
+        self.target = nn.SyncBatchNorm.convert_sync_batchnorm(self.target)
+
     def forward_views(self, model: nn.Module, v1: torch.Tensor, v2: torch.Tensor) -> ViewOutputs:
         b = v1.shape[0]
         both = torch.cat([v1, v2])

@@ -9,8 +9,9 @@ cosines S_ij = cos(z'1_i, z'2_j) (i != j; y = 1 if S >= theta+, 0 if S <= theta-
 online cross-similarities C_ij = cos(p1_i, z'2_j) and the other view pair, summed;
 CCSL = mean_{y=1} (1 - C) + mean_{y=0} max(0, C - margin); CSSL = BCE(sigmoid(C / t + b), y);
 an empty labelled set gives 0. Also ours: L = L_byol + lam * L_cross with lam = 1.0, margin 0,
-t = 0.1, b = 0, and the columns being the global batch under DDP. Logged per epoch: the
-fractions of off-diagonal pairs labelled positive and negative.
+t = 0.1, b = 0, and the columns being the global batch under DDP, each mean taken over the
+global set of labelled pairs. Logged per epoch: the fractions of off-diagonal pairs labelled
+positive and negative.
 """
 from __future__ import annotations
 
@@ -52,13 +53,15 @@ class CrossSimilarityBYOL(BYOL):
         loss, stats = cross_similarity_loss(
             self.kind, p1, p2, z1, z2, z1_cols, z2_cols, theta_pos=self.opt["theta_pos"],
             theta_neg=self.opt["theta_neg"], self_offset=ctx.rank * p1.shape[0],
+            reduce_sum=ctx.reduce_sum if ctx.world_size > 1 else None, world_size=ctx.world_size,
             **{k: self.opt[k] for k in self.loss_options})
         for key, value in {**stats, "steps": 1.0}.items():
             self._sums[key] = self._sums.get(key, 0.0) + value
         return self.opt["lam"] * loss, {f"loss/{self.kind}": loss.detach()}
 
-    def epoch_logs(self) -> dict[str, float]:
-        """Per epoch: mean share of the off-diagonal pairs labelled positive / negative."""
+    def epoch_logs(self, reduce_sum=lambda t: t) -> dict[str, float]:
+        """Per epoch: mean share of the off-diagonal pairs labelled positive / negative (the
+        fractions are already the global batch's: their counts were reduced in the loss)."""
         sums, self._sums = {k: float(v) for k, v in self._sums.items()}, {}  # one sync per epoch
         steps = sums.pop("steps", 0.0)
         return {f"{self.kind}/{key}": value / steps for key, value in sums.items()} if steps else {}

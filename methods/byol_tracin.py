@@ -13,7 +13,9 @@ Ours (the paper does not give them; each is an option or stated here):
 - `lam` (1.0): weight of the extra term, L = L_byol + lam * L_extra;
 - `warmup_frac` (0.1): the extra term is off for the first 10% of the training steps;
 - `normalize` (False): cosine of the gradients instead of raw TracIn (raw is the paper's name);
-- scores in float32 under no_grad; under DDP the columns are the global batch (one all_gather).
+- scores in float32 under no_grad with autocast off; under DDP the columns are the global batch
+  (one all_gather); tied scores go to a uniformly random partner (a column order drawn from
+  the run seed and step, the same on every process), not to the lowest index.
 Monitoring only, never trained on: per epoch, how often the partner shares the true label
 (`partner_same_label`; images without a label, e.g. STL10's unlabeled split, are left out).
 """
@@ -27,7 +29,7 @@ from torch import Tensor
 from harness.byol_loss import byol_loss_grad_wrt_p
 from harness.errors import UserError
 from harness.method import METHODS, StepContext
-from harness.positives import extra_positive_loss, pairwise_tracin, select_partners
+from harness.positives import extra_positive_loss, pairwise_tracin, select_partners, tie_break_order
 from methods.byol import BYOL, ViewOutputs
 
 
@@ -76,7 +78,8 @@ class ExtraPositiveBYOL(BYOL, metaclass=abc.ABCMeta):
             return None, {}
         batch = out.p[0].shape[0]
         scores, (z1_cols, z2_cols) = self.partner_scores(out, ctx)
-        partners = select_partners(scores, exclude_self_offset=ctx.rank * batch)
+        order = tie_break_order(scores.shape[1], ctx.seed, ctx.step, scores.device)
+        partners = select_partners(scores, exclude_self_offset=ctx.rank * batch, tie_order=order)
         loss = extra_positive_loss(out.p[0], out.p[1], z1_cols, z2_cols, partners)
         self._record(loss, partners, ctx)
         return self.opt["lam"] * loss, {}
@@ -91,10 +94,16 @@ class ExtraPositiveBYOL(BYOL, metaclass=abc.ABCMeta):
         for key, value in figures.items():
             self._sums[key] = self._sums.get(key, 0) + value
 
-    def epoch_logs(self) -> dict[str, float]:
+    def epoch_logs(self, reduce_sum=lambda t: t) -> dict[str, float]:
         """Per epoch, over the steps with the extra term on: its mean loss and the share of
-        partners with the same true label (among rows where both labels are known)."""
-        sums, self._sums = {k: float(v) for k, v in self._sums.items()}, {}
+        partners with the same true label (among rows where both labels are known), over the
+        global batch (sums over processes; the loss is averaged over them)."""
+        keys = ("loss/extra", "extra/active_steps", "extra/partner_same_label", "extra/labelled_rows")
+        device = next(self.target.parameters()).device  # NCCL reduces device tensors only
+        sums = torch.stack([torch.as_tensor(self._sums.get(k, 0.0), dtype=torch.float64, device=device)
+                            for k in keys])
+        sums = dict(zip(keys, reduce_sum(sums).tolist()))  # one reduction, one host sync per epoch
+        self._sums = {}
         logs = {}
         if sums.get("extra/active_steps"):
             logs["loss/extra"] = sums["loss/extra"] / sums["extra/active_steps"]

@@ -74,7 +74,10 @@ def test_ddp_columns_are_gathered_and_self_is_excluded(name):
     kind, extra_options = KIND_OPTIONS[name]
     method, batch = _method(name, **extra_options), 5
     x = _views(batch)[0]
-    ctx = _ctx(rank=1, world_size=2, gather=lambda t: torch.cat([t.roll(-1, 0), t]))
+    # The other rank's rows are a permutation of these against the same columns, so its pair
+    # counts equal ours: the all_reduce(SUM) of the counts is twice the local ones.
+    ctx = _ctx(rank=1, world_size=2, gather=lambda t: torch.cat([t.roll(-1, 0), t]),
+               reduce_sum=lambda t: 2 * t)
     loss, _ = method.training_step(method.online, [x, x], ctx)
     out = method.forward_views(method.online, x, x)
     z1, z2 = out.z_target

@@ -1,0 +1,75 @@
+"""Every process agrees on a run's outcome: a failure anywhere fails the run everywhere, once.
+
+Under DDP an exception on one process must not leave the others waiting in a collective it
+will never join. So the run's processes meet at *checks*: at the start of every training step,
+inside every cross-image gather, before every backward, at the end of every epoch, after
+training and after evaluation. A check is one all_reduce of a "failed" flag on a separate gloo
+group (CPU, a tiny tensor, no device sync: an exception is a host event). A process that
+raised calls `report` instead, which matches the others' next check; then all of them
+exchange their reasons once and raise together, and the grid goes on in step.
+
+The same group is where the other processes wait while the main process evaluates: its
+timeout is `run.wait_timeout_h` (long; evaluation of ChestX-ray14 on one GPU takes hours),
+not the NCCL group's 10 minutes, and no NCCL collective is pending meanwhile.
+
+What a check cannot cover: a process that fails *inside* a collective the harness does not own
+(SyncBatchNorm's all_gather in the forward, DDP's gradient all-reduce in the backward; e.g. a
+CUDA out-of-memory there) leaves the others blocked in that collective until the process-group
+timeout ends the job. One process is the degenerate case: every check is a no-op.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+class PeerFailed(RuntimeError):
+    """Raised on a healthy process when another reported a failure; the message has the reasons."""
+
+
+class RunFailed(RuntimeError):
+    """The run failed on at least one process; the message names each process and its reason."""
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Agreement:
+    """Checks and failure reports over one gloo group of all the run's processes."""
+
+    def __init__(self, num_processes: int, wait_timeout_s: float = 48 * 3600.0):
+        self.num_processes = num_processes
+        self.group = None
+        if num_processes > 1:
+            self.group = dist.new_group(backend="gloo", timeout=timedelta(seconds=wait_timeout_s))
+
+    def check(self) -> None:
+        """Meet the other processes; raise PeerFailed if any of them reported a failure."""
+        if self.group is not None and self._any(False):
+            raise PeerFailed(self._reasons(None))
+
+    def report(self, exc: BaseException) -> str:
+        """This process failed: tell the others (at their next check) and return every reason."""
+        if self.group is None:
+            return describe(exc)
+        self._any(True)
+        return self._reasons(describe(exc))
+
+    def outcome(self, exc: BaseException) -> RunFailed:
+        """The one RunFailed every process raises for `exc` (a PeerFailed is already agreed)."""
+        reason = str(exc) if isinstance(exc, PeerFailed) else self.report(exc)
+        return RunFailed(reason)
+
+    def _any(self, failed: bool) -> bool:
+        flag = torch.tensor([int(failed)], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
+        return bool(flag.item())
+
+    def _reasons(self, mine: str | None) -> str:
+        reasons: list[str | None] = [None] * self.num_processes
+        dist.all_gather_object(reasons, mine, group=self.group)
+        text = "; ".join(f"process {rank}: {r}" for rank, r in enumerate(reasons) if r)
+        return text or "a process failed"
