@@ -19,6 +19,7 @@ from harness.agreement import Agreement
 from harness.augment import BatchedViewAugment, Normalize, ViewDataset, byol_view_transform
 from harness.errors import UserError
 from harness.data import LoadedDataset
+from harness.data.cards import PRETRAIN_SPLITS
 from harness.method import Method, StepContext
 from harness.models.sync_batchnorm import sync_batchnorm_wanted
 from harness.optim import build_optimizer, lr_schedule
@@ -86,7 +87,7 @@ def monitoring_labels(data: LoadedDataset, splits: str = "train+unlabeled") -> t
         return None
     parts = [train_labels if name == "train" else
              np.full((len(data.images[name]), *train_labels.shape[1:]), -1, dtype=train_labels.dtype)
-             for name in data.pretrain_split_names(splits)]
+             for name in PRETRAIN_SPLITS[splits] if name in data.images]  # pretrain_images' order
     return torch.from_numpy(np.concatenate(parts))
 
 
