@@ -34,7 +34,7 @@ from accelerate import Accelerator
 from harness.config import load_config
 from harness.errors import UserError
 from harness.method import METHODS, Method, StepContext, import_methods
-from harness.models.backbones import build_backbone
+from harness.models.backbones import build_encoder
 from harness.optim import build_optimizer
 from harness.train import train_step
 
@@ -63,10 +63,7 @@ def build_method(name: str, cfg: dict, channels: int, options: dict | None = Non
     rc = {"method": name, "method_options": cls.resolve_options(name, given),
           **{s: copy.deepcopy(cfg[s]) for s in ("backbone", "pretrain", "augment", "byol")}}
     cls.configure(rc)
-    bb = rc["backbone"]
-    encoder = build_backbone(bb["name"], in_channels=channels, norm=bb["norm"], small_stem=bb["small_stem"],
-                             gn_groups=bb["gn_groups"], ws_gain=bb["ws_gain"],
-                             **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
+    encoder = build_encoder(rc["backbone"], channels)
     return cls(encoder, rc, rc["method_options"], num_classes, "multiclass")
 
 

@@ -97,9 +97,27 @@ def cosine_ema_schedule(step: int, total_steps: int, tau_base: float) -> float:
     return 1.0 - (1.0 - tau_base) * (math.cos(math.pi * k / total_steps) + 1.0) / 2.0
 
 
+def ema_tau(schedule: str, step: int, total_steps: int, tau_base: float) -> float:
+    """The target momentum at `step`: "cosine" (BYOL, `cosine_ema_schedule`) or "constant"
+    (tau_base at every step, as Garg & Jain's released byol.py does; METHODS.md section 6).
+
+    >>> ema_tau("constant", 0, 100, 0.996), ema_tau("constant", 99, 100, 0.996)
+    (0.996, 0.996)
+    """
+    if schedule == "cosine":
+        return cosine_ema_schedule(step, total_steps, tau_base)
+    if schedule == "constant":
+        if not 0.0 <= tau_base <= 1.0:
+            raise ValueError(f"tau_base must lie in [0, 1], got {tau_base}")
+        return tau_base
+    raise ValueError(f"unknown EMA schedule {schedule!r}; valid: cosine, constant")
+
+
 @torch.no_grad()
-def update_ema(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """In place: xi <- tau xi + (1 - tau) theta for every parameter; buffers copied from online.
+def update_ema(target: nn.Module, online: nn.Module, tau: float, copy_buffers: bool = True) -> None:
+    """In place: xi <- tau xi + (1 - tau) theta for every parameter; buffers copied from online
+    (unless `copy_buffers` is False: then the target's buffers are left as they are, as in
+    Garg & Jain's released code, whose target keeps the BN statistics it accumulates itself).
 
     BYOL's target update (Grill et al. 2020). `target` and `online` must have the same structure
     (same parameter and buffer names and shapes, in the same order); pass the *unwrapped* online
@@ -116,8 +134,9 @@ def update_ema(target: nn.Module, online: nn.Module, tau: float) -> None:
         theta = [o for _, o in target_params]
         torch._foreach_mul_(xi, tau)
         torch._foreach_add_(xi, theta, alpha=1.0 - tau)
-    for t, o in target_buffers:
-        t.copy_(o)
+    if copy_buffers:
+        for t, o in target_buffers:
+            t.copy_(o)
 
 
 def _matching(target_named, online_named, kind: str) -> list[tuple[Tensor, Tensor]]:

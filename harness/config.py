@@ -25,17 +25,27 @@ DEFAULTS: dict[str, Any] = {
         "seeds": 3,                  # a count (seeds 0..n-1) or an explicit list
         "protocols": ["linear", "knn"],
         "baseline": "byol",          # the method every other is compared with, paired by seed
+        "recipe": "",                # a name for the training recipe (e.g. garg-jain-code): part of
+                                     # the run's identity and of the leaderboard's dataset label, so
+                                     # two recipes in one store are never merged into one table
     },
     "data": {
         "root": "data",              # --data-root; not part of a run's identity
         "image_size": 0,             # 0: the dataset card's size
         "num_workers": 0,            # DataLoader workers for augmentation
         "cache_dir": "",             # decoded-image cache; "" = <results-dir>/cache
+        "pretrain_splits": "train+unlabeled",  # what SSL pretraining sees: train+unlabeled |
+                                     # unlabeled | train (never val or test)
+        "train_subsample": 0,        # >0: the labelled train split cut to this many images,
+                                     # stratified, drawn with the card's split seed (ours)
     },
     "backbone": {
         "name": "small-cnn",
         "norm": "bn",                # bn | gn | ln | none, each optionally +ws
-        "small_stem": True,
+        "small_stem": True,          # ResNets: 3x3 stride-1 stem, no max-pool (see `stem`)
+        "stem": "",                  # ResNets: imagenet | small | small-maxpool; "" = from small_stem
+        "dropout": 0.0,              # ResNets: Dropout(p) after each residual block of layer1..4
+        "dropout_stem": False,       # ResNets, dropout > 0: also after the stem's activation and pool
         "gn_groups": 32,
         "width": 32,                 # small-cnn only
         "ws_gain": 1.0,              # none+ws only: scaled WS, weight * gain / sqrt(fan_in) (ours)
@@ -46,8 +56,12 @@ DEFAULTS: dict[str, Any] = {
         "optimizer": "adamw",        # adamw | sgd | lars
         "lr": 2.0e-3,                # for the global batch size
         "momentum": 0.9,
-        "weight_decay": 1.0e-4,      # never on biases and normalisation parameters
+        "weight_decay": 1.0e-4,      # not on biases and norm parameters (see weight_decay_all)
         "warmup_epochs": 2,
+        "lr_schedule": "warmup_cosine",  # warmup_cosine | step (lr * gamma^(epoch // step_epochs))
+        "lr_step_epochs": 10,        # step schedule: epochs between decays
+        "lr_gamma": 0.1,             # step schedule: factor per decay
+        "weight_decay_all": False,   # true: decay biases and norm parameters too
         "mixed_precision": "no",     # no | fp16 | bf16 (Accelerate)
         "max_grad_norm": 0.0,        # 0: no clipping
         "channels_last": False,      # CUDA only: NHWC activations for the conv layers (speed, not identity)
@@ -59,6 +73,8 @@ DEFAULTS: dict[str, Any] = {
         "pred_hidden": 512,          # paper: 4096
         "tau_base": 0.99,            # paper: 0.996 (ImageNet); 0.99 for small datasets
         "heads_norm": "bn",          # normalisation inside projector/predictor
+        "tau_schedule": "cosine",    # cosine (BYOL: tau_base -> 1) | constant (tau_base throughout)
+        "copy_target_bn_buffers": True,  # copy BN running stats online -> target after each step
     },
     "augment": {                     # BYOL (Grill et al. 2020, Table 6); pairs are (view 1, view 2)
         "backend": "batched",        # batched (on the training device) | v2 (per image, in workers)
@@ -96,6 +112,15 @@ DEFAULTS: dict[str, Any] = {
             "weight_decay": 1.0e-4,
             "hflip_p": 0.5,
         },
+        "finetune_mlp": {                           # the finetune-mlp protocol (Garg & Jain's code)
+            "epochs": 20,                           # the best epoch is chosen on val
+            "lr": 1.0e-3,
+            "momentum": 0.9,
+            "batch_size": 64,
+            "weight_decay": 0.0,
+            "hidden": 512,
+            "hflip_p": 0.5,
+        },
         "transfer": {
             "pairs": [],                            # ["pretrain-dataset->eval-dataset", ...]
             "protocols": ["linear", "finetune"],
@@ -103,10 +128,23 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
+# Keys whose value must be one of a few words (checked with the type, so a typo fails up front).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.pretrain_splits": ("train+unlabeled", "unlabeled", "train"),
+    "backbone.stem": ("", "imagenet", "small", "small-maxpool"),
+    "pretrain.lr_schedule": ("warmup_cosine", "step"),
+    "byol.tau_schedule": ("cosine", "constant"),
+}
 # Keys whose value may take more than the default's type.
 _EXTRA_TYPES: dict[str, tuple[type, ...]] = {"benchmark.seeds": (int, list)}
 # Keys that say where things are or how fast they go, not what is computed: not in the run hash.
 NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir", "pretrain.channels_last")
+# Keys added after runs were first stored: at their default (the behaviour before they existed)
+# they stay out of the run hash, so existing stores keep their identities and are not re-run.
+ADDED_KEYS = ("data.pretrain_splits", "data.train_subsample", "backbone.stem",
+              "backbone.dropout", "backbone.dropout_stem", "pretrain.lr_schedule", "pretrain.lr_step_epochs", "pretrain.lr_gamma",
+              "pretrain.weight_decay_all", "byol.tau_schedule", "byol.copy_target_bn_buffers",
+              "eval.finetune_mlp")
 
 
 def _type_ok(key: str, value: Any, default: Any) -> bool:
@@ -145,6 +183,9 @@ def merge(base: dict, update: dict, schema: dict = DEFAULTS, prefix: str = "") -
             if not _type_ok(path, value, default):
                 want = " or ".join(t.__name__ for t in _EXTRA_TYPES.get(path, (type(default),)))
                 raise UserError(f"config key {path!r} wants a {want}, got {value!r} ({type(value).__name__})")
+            if path in CHOICES and value not in CHOICES[path]:
+                raise UserError(f"config key {path!r} must be one of "
+                                f"{', '.join(repr(c) for c in CHOICES[path])}, got {value!r}")
             out[key] = float(value) if isinstance(default, float) else copy.deepcopy(value)
     return out
 
@@ -214,7 +255,25 @@ def drop_keys(cfg: dict, dotted: tuple[str, ...]) -> dict:
     return out
 
 
+def default_of(dotted: str) -> Any:
+    node: Any = DEFAULTS
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _at_default(cfg: dict, dotted: str) -> bool:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return node == default_of(dotted)
+
+
 def config_hash(run_config: dict) -> str:
-    """Identity of a run: sha256 of its resolved config without the NON_IDENTITY_KEYS."""
-    blob = json.dumps(drop_keys(run_config, NON_IDENTITY_KEYS), sort_keys=True, default=str)
+    """Identity of a run: sha256 of its resolved config without the NON_IDENTITY_KEYS, and
+    without the ADDED_KEYS that hold their defaults (old stores keep their hashes)."""
+    unchanged = tuple(k for k in ADDED_KEYS if _at_default(run_config, k))
+    blob = json.dumps(drop_keys(run_config, NON_IDENTITY_KEYS + unchanged), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

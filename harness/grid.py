@@ -12,6 +12,7 @@ from harness.errors import UserError
 from harness.evaluation import PROTOCOLS
 from harness.evaluation.transfer import TRANSFER_KINDS, parse_pair
 from harness.method import METHODS, import_methods
+from harness.models.norms import parse_norm
 from harness.results import completed_hashes
 
 
@@ -25,7 +26,8 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.dataset} / {self.method} / seed {self.seed}"
+        recipe = self.config.get("recipe")
+        return f"{self.dataset}{f' [{recipe}]' if recipe else ''} / {self.method} / seed {self.seed}"
 
 
 def resolve_selection(cfg: dict) -> tuple[list[str], list[str], list[int], list[str]]:
@@ -58,9 +60,22 @@ def run_config(cfg: dict, dataset: str, method: str, seed: int, protocols: list[
           "data": copy.deepcopy(cfg["data"]), "eval": copy.deepcopy(cfg["eval"]),
           "method_options": options}
     rc["data"]["image_size"] = cfg["data"]["image_size"] or card.image_size
+    if cfg["data"]["pretrain_splits"] == "unlabeled" and "unlabeled" not in card.splits:
+        raise UserError(f"data.pretrain_splits is 'unlabeled' but dataset {dataset!r} has no unlabeled "
+                        "split; use train or train+unlabeled")
+    bb = cfg["backbone"]
+    if bb["name"] == "small-cnn" and (bb["stem"] or bb["dropout"]):
+        raise UserError("backbone.stem and backbone.dropout apply to the ResNets only, not small-cnn")
+    if cfg["benchmark"]["recipe"]:
+        rc["recipe"] = cfg["benchmark"]["recipe"]  # identity, and the leaderboard's dataset label
     for section in cls.config_sections:
         rc[section] = copy.deepcopy(cfg[section])
     cls.configure(rc)
+    if "backbone" in rc and parse_norm(rc["backbone"]["norm"]) != ("none", True):
+        # The WS gain only acts where no norm layer follows the conv (none+ws): elsewhere it is
+        # not part of what runs, so it stays out of the identity. none+ws keeps it, which also
+        # re-runs stores made with the unscaled WS that overflowed.
+        rc["backbone"].pop("ws_gain", None)
     rc["run_hash"] = config_hash(rc)
     return rc
 

@@ -23,7 +23,7 @@ from harness.leaderboard_stats import (CellKey, CellStats, Ranking, cell_stats, 
                                        natural_key, overall_ranking, primary_cells)
 from harness.leaderboard_tables import cost_table, fmt_p, ranking_table, results_table
 from harness.provenance import KEY_PACKAGES, KEY_SETTINGS, collect_provenance, describe
-from harness.results import RunRecord, latest_completed, load_runs
+from harness.results import RunRecord, config_differences, latest_completed, load_runs, one_per_key
 
 ALPHA = 0.05
 NOT_COMPLETED = ("FAILED", "INTERRUPTED")
@@ -199,6 +199,24 @@ def failed_lines(failed: list[RunRecord], completed_hashes: set[str]) -> list[st
     return lines + [""]
 
 
+def superseded_lines(superseded: list[tuple[RunRecord, RunRecord]]) -> list[str]:
+    """Completed runs left out because a newer run of another config has the same dataset,
+    method and seed: said here, so that two configs in one store are never merged silently."""
+    if not superseded:
+        return []
+    lines = ["## Runs left out (same dataset, method and seed as a newer run)", "",
+             f"{len(superseded)} completed run(s) share their dataset, method and seed with a newer run of "
+             "another config; the tables use the newer one only. To compare two recipes, give each its "
+             "own `benchmark.recipe` (it becomes part of the dataset label) or its own --results-dir.", ""]
+    for old, new in superseded:
+        dataset, method, seed = old.key
+        diff = config_differences(old.config, new.config)
+        shown = ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
+        lines.append(f"- run {old.run_id} ({dataset} / {method} / seed {seed}) left out for run {new.run_id}; "
+                     f"they differ in {shown or 'nothing but the hash'}")
+    return lines + [""]
+
+
 def power_lines(cells: list[CellStats], ranking: Ranking | None) -> list[str]:
     lines = ["## Notes on power", ""]
     pairs = sorted({c["n"] for cell in cells for c in cell.comparisons.values() if c["n"] > 0})
@@ -236,11 +254,14 @@ def write_leaderboard(results_dir: Path, baseline: str = "byol") -> Path:
     results_dir = Path(results_dir)
     figures_dir = results_dir / "figures"
     all_records = load_runs(results_dir / "runs")
-    records = latest_completed(all_records)
+    records, superseded = one_per_key(latest_completed(all_records))
     failed = [r for r in all_records if r.status in NOT_COMPLETED]
     results_dir.mkdir(parents=True, exist_ok=True)
 
     primary_of = dataset_primary_metrics()
+    for r in records:  # a recipe's label ("stl10 [garg-jain-code]") takes its dataset's metric
+        if r.config.get("dataset") in primary_of:
+            primary_of.setdefault(r.key[0], primary_of[r.config["dataset"]])
     values = collect_cells(records)
     cells = {k: cell_stats(k, v, baseline, ALPHA) for k, v in values.items()}
     primary_keys = primary_cells(cells, primary_of)
@@ -268,6 +289,7 @@ def write_leaderboard(results_dir: Path, baseline: str = "byol") -> Path:
     else:
         lines += ["No completed runs yet.", ""]
     lines += failed_lines(failed, {r.config.get("run_hash") for r in records})
+    lines += superseded_lines(superseded)
     if records:
         lines += power_lines(list(primary.values()), ranking)
 

@@ -17,7 +17,15 @@ class RunRecord:
 
     @property
     def key(self) -> tuple[str, str, int]:
-        return self.config.get("dataset", "?"), self.config.get("method", "?"), self.config.get("seed", -1)
+        """(dataset label, method, seed): what the leaderboard pairs and groups by."""
+        return dataset_label(self.config), self.config.get("method", "?"), self.config.get("seed", -1)
+
+
+def dataset_label(config: dict) -> str:
+    """The dataset as the leaderboard names it: `stl10`, or `stl10 [garg-jain-code]` for a run
+    made under a named recipe (benchmark.recipe), so two recipes never share a table."""
+    dataset, recipe = config.get("dataset", "?"), config.get("recipe")
+    return f"{dataset} [{recipe}]" if recipe else dataset
 
 
 def _read_json(path: Path) -> dict | None:
@@ -58,3 +66,30 @@ def latest_completed(records: list[RunRecord]) -> list[RunRecord]:
         if r.status == "COMPLETED":
             by_hash[r.config.get("run_hash", r.run_id)] = r
     return list(by_hash.values())
+
+
+def one_per_key(records: list[RunRecord]) -> tuple[list[RunRecord], list[tuple[RunRecord, RunRecord]]]:
+    """Completed records with one per (dataset label, method, seed): the newest (highest run
+    id) wins. Returns (kept, superseded) where superseded pairs each dropped record with the one
+    kept in its place: runs of other configs under the same key, which the leaderboard lists
+    instead of silently averaging or overwriting."""
+    newest: dict[tuple, RunRecord] = {}
+    for r in sorted(records, key=lambda r: int(r.run_id) if r.run_id.isdigit() else -1):
+        newest[r.key] = r
+    kept = [r for r in records if newest[r.key] is r]
+    superseded = [(r, newest[r.key]) for r in records if newest[r.key] is not r]
+    return kept, superseded
+
+
+def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configs (run_hash left out)."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if key == "run_hash":
+            continue
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}")
+    return out

@@ -30,7 +30,7 @@ from harness.evaluation import PROTOCOLS, EvalContext
 from harness.evaluation.transfer import transfer_targets
 from harness.grid import RunSpec
 from harness.method import METHODS
-from harness.models.backbones import build_backbone
+from harness.models.backbones import build_encoder
 from harness.models.sync_batchnorm import revert_sync_batchnorm
 from harness.train import train
 
@@ -83,10 +83,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     try:
         set_seed(seed)
         card = data.card
-        bb = config["backbone"]
-        encoder = build_backbone(bb["name"], in_channels=card.channels, norm=bb["norm"],
-                                 small_stem=bb["small_stem"], gn_groups=bb["gn_groups"], ws_gain=bb["ws_gain"],
-                                 **({"width": bb["width"]} if bb["name"] == "small-cnn" else {}))
+        encoder = build_encoder(config["backbone"], card.channels)
         cls = METHODS.get(config["method"])
         method = cls(encoder, config, config["method_options"], data.num_classes, card.task).to(accelerator.device)
         info["world_size"] = accelerator.num_processes
@@ -172,29 +169,30 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
     counts = {"skipped": len(specs) - len(todo), "COMPLETED": 0, "FAILED": 0}
     datasets: dict[tuple[str, int], LoadedDataset] = {}
 
-    def get(name: str, size: int) -> LoadedDataset:
-        if (name, size) not in datasets:
+    def get(name: str, size: int, train_subsample: int = 0) -> LoadedDataset:
+        if (name, size, train_subsample) not in datasets:
             data = load_dataset_shared(name, data_root, size, cache_dir, accelerator)  # mmap, one decode
+            data = data.train_subset(train_subsample)
             empty = [split for split in ("train", "val", "test") if len(data.images[split]) == 0]
             if empty:
                 raise UserError(f"dataset {name!r}: the {', '.join(empty)} split(s) are empty; every "
                                 "benchmark needs train, val (for selection) and test images")
-            datasets[(name, size)] = data
-        return datasets[(name, size)]
+            datasets[(name, size, train_subsample)] = data
+        return datasets[(name, size, train_subsample)]
 
     # Load (or decode into the cache) every dataset first, transfer targets included (at the
     # pretraining dataset's size): missing data fails before any run is written.
     for spec in todo:
-        size = spec.config["data"]["image_size"]
-        get(spec.dataset, size)
+        size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
+        get(spec.dataset, size, sub)
         if "transfer" in spec.config["protocols"]:
             for target in transfer_targets(spec.dataset, spec.config["eval"]["transfer"]["pairs"]):
-                get(target, size)
+                get(target, size, sub)
     bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
     for spec in bar:
         bar.set_postfix_str(spec.label)
-        size = spec.config["data"]["image_size"]
-        status = sacred_run(spec, get(spec.dataset, size), accelerator, runs_dir,
-                            load_other=lambda name, size=size: get(name, size), agreement=agreement)
+        size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
+        status = sacred_run(spec, get(spec.dataset, size, sub), accelerator, runs_dir,
+                            load_other=lambda name, size=size, sub=sub: get(name, size, sub), agreement=agreement)
         counts[status] = counts.get(status, 0) + 1
     return counts

@@ -19,9 +19,10 @@ from harness.agreement import Agreement
 from harness.augment import BatchedViewAugment, Normalize, ViewDataset, byol_view_transform
 from harness.errors import UserError
 from harness.data import LoadedDataset
+from harness.data.cards import PRETRAIN_SPLITS
 from harness.method import Method, StepContext
 from harness.models.sync_batchnorm import sync_batchnorm_wanted
-from harness.optim import build_optimizer, warmup_cosine_lr
+from harness.optim import build_optimizer, lr_schedule
 
 
 class NonFiniteLoss(RuntimeError):
@@ -48,7 +49,8 @@ def make_loader(method: Method, data: LoadedDataset, cfg: dict, accelerator: Acc
     if method.uses_labels:
         images, labels = data.images["train"], torch.from_numpy(data.labels["train"])
     else:
-        images, labels = data.pretrain_images(), monitoring_labels(data)
+        splits = cfg["data"].get("pretrain_splits", "train+unlabeled")
+        images, labels = data.pretrain_images(splits), monitoring_labels(data, splits)
     if aug["backend"] == "v2":
         transforms = [byol_view_transform(aug, size, card.channels, v) for v in range(method.views)]
     elif aug["backend"] == "batched":
@@ -76,16 +78,17 @@ def make_views(batch_views: list[torch.Tensor], augments: list[BatchedViewAugmen
     return [normalize(a(batch_views[0], *generators)) for a in augments]
 
 
-def monitoring_labels(data: LoadedDataset) -> torch.Tensor | None:
-    """Labels of `data.pretrain_images()` (train, then unlabeled) for MONITORING ONLY, e.g. how
+def monitoring_labels(data: LoadedDataset, splits: str = "train+unlabeled") -> torch.Tensor | None:
+    """Labels of `data.pretrain_images(splits)` (in its order) for MONITORING ONLY, e.g. how
     often TracIn's partner shares the true label; -1 where an image has none (the unlabeled split).
     SSL methods receive them as `ctx.labels` and must never train on them."""
     train_labels = data.labels.get("train")
     if train_labels is None:
         return None
-    n_unlabeled = len(data.images["unlabeled"]) if "unlabeled" in data.images else 0
-    missing = np.full((n_unlabeled, *train_labels.shape[1:]), -1, dtype=train_labels.dtype)
-    return torch.from_numpy(np.concatenate([train_labels, missing]))
+    parts = [train_labels if name == "train" else
+             np.full((len(data.images[name]), *train_labels.shape[1:]), -1, dtype=train_labels.dtype)
+             for name in PRETRAIN_SPLITS[splits] if name in data.images]  # pretrain_images' order
+    return torch.from_numpy(np.concatenate(parts))
 
 
 def train_step(method: Method, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -158,7 +161,7 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         model.broadcast_buffers = False
     steps_per_epoch = len(loader)
     total = pre["epochs"] * steps_per_epoch
-    warmup = pre["warmup_epochs"] * steps_per_epoch
+    lr_at = lr_schedule(pre, steps_per_epoch)  # step -> LR: warmup_cosine or step
     multi = accelerator.num_processes > 1
     gather = checked(accelerator.gather, check) if multi else (lambda t: t)
     reduce_sum = checked(lambda t: accelerator.reduce(t, "sum"), check) if multi else (lambda t: t)
@@ -179,7 +182,7 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
             if channels_last:
                 views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             ctx.labels = labels_or_index if labelled else None
-            lr = warmup_cosine_lr(ctx.step, total, warmup, pre["lr"])
+            lr = lr_at(ctx.step)
             loss, logs = train_step(method, model, optimizer, accelerator, views, ctx, lr,
                                     pre["max_grad_norm"], check)
             images_seen += views[0].shape[0] * accelerator.num_processes

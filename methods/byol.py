@@ -3,7 +3,10 @@
 Online: encoder -> projector -> predictor; target: EMA copy of encoder + projector, no
 predictor, no gradient. Loss: 2 - 2 cos(p, z'), summed over the two directions and averaged
 over the batch. EMA after every optimizer step with tau_k = 1 - (1 - tau_base)(cos(pi k/K)+1)/2,
-from the unwrapped online network, BatchNorm buffers copied.
+from the unwrapped online network, BatchNorm buffers copied. Garg & Jain's released code
+differs (METHODS.md section 6) and is available as options: `byol.tau_schedule: constant`
+(tau = tau_base at every step) and `byol.copy_target_bn_buffers: false` (the target keeps its
+own BN statistics); the defaults are BYOL's.
 
 Our choices (not from the paper): the two views go through the networks as one batch of 2B
 (one forward, which DDP and throughput prefer; BatchNorm statistics pool both views), and the
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from harness.byol_loss import cosine_ema_schedule, symmetric_byol_loss, update_ema
+from harness.byol_loss import ema_tau, symmetric_byol_loss, update_ema
 from harness.method import METHODS, Method, StepContext
 from harness.models.heads import MLPHead
 
@@ -62,6 +65,8 @@ class BYOL(Method):
         self.target = copy.deepcopy(self.online.net)
         self.target.requires_grad_(False)
         self.tau_base = b["tau_base"]
+        self.tau_schedule = b["tau_schedule"]            # cosine (BYOL) | constant (Garg & Jain's code)
+        self.copy_target_bn_buffers = b["copy_target_bn_buffers"]
 
     @property
     def encoder(self) -> nn.Module:
@@ -100,5 +105,5 @@ class BYOL(Method):
         return None, {}
 
     def after_optimizer_step(self, ctx: StepContext) -> None:
-        tau = cosine_ema_schedule(ctx.step, ctx.total_steps, self.tau_base)
-        update_ema(self.target, self.online.net, tau)
+        tau = ema_tau(self.tau_schedule, ctx.step, ctx.total_steps, self.tau_base)
+        update_ema(self.target, self.online.net, tau, copy_buffers=self.copy_target_bn_buffers)

@@ -196,3 +196,34 @@ def make_hf_disk(path: Path, n_train: int = 12, n_test: int = 6) -> None:
             {"image": [photo(i, 20, 24) for i in range(n)], "label": [i % 3 for i in range(n)]},
             features=features)
     hf.DatasetDict(parts).save_to_disk(str(path))
+
+
+# --- MNIST-family IDX files ----------------------------------------------------------------
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
+    """An IDX file: magic (0, 0, 0x08 ubyte, ndim), one big-endian int32 per dim, the bytes."""
+    import gzip
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    blob = header + array.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(blob))
+    else:
+        path.write_bytes(blob)
+    return path
+
+
+def make_idx(root: Path, n_train: int = 40, n_test: int = 10, side: int = 28, gz: bool = True) -> dict:
+    """{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] under `root` (MNIST's official names),
+    labels 0..9 cycling, images random."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        x = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
+        y = (np.arange(n) % 10).astype(np.uint8)
+        out[f"{prefix}_images"] = write_idx(root / f"{prefix}-images-idx3-ubyte", x, gz)
+        out[f"{prefix}_labels"] = write_idx(root / f"{prefix}-labels-idx1-ubyte", y, gz)
+        out[f"{prefix}_x"], out[f"{prefix}_y"] = x, y.astype(np.int64)
+    return out

@@ -296,3 +296,24 @@ def test_pipe_tables_keep_number_text_and_escape_bars():
     table = pipe_table([["a|b", "0.900", "1e3"]], ["method", "x|y", "z"])
     assert "a\\|b" in table and "x\\|y" in table and "0.900" in table and "1e3" in table
     assert all(line.count("|") - line.count("\\|") == 4 for line in table.splitlines())
+
+
+def test_runs_of_another_config_under_one_key_are_listed_not_merged(tmp_path):
+    """Two configs with the same dataset/method/seed: the newer run counts, the older one is
+    listed with what differs; a recipe name keeps both, as separate dataset labels."""
+    runs = tmp_path / "runs"
+    base = {"dataset": "digits", "method": "byol", "seed": 0, "protocols": ["linear"],
+            "pretrain": {"epochs": 3}}
+    write_run(runs, 1, {**base, "run_hash": "a"}, {"status": "COMPLETED", "result": {"linear/accuracy": 0.5}})
+    write_run(runs, 2, {**base, "run_hash": "b", "pretrain": {"epochs": 9}},
+              {"status": "COMPLETED", "result": {"linear/accuracy": 0.9}})
+    write_run(runs, 3, {**base, "run_hash": "c", "recipe": "garg-jain-code"},
+              {"status": "COMPLETED", "result": {"linear/accuracy": 0.7}})
+    write_leaderboard(tmp_path)
+    board = (tmp_path / "LEADERBOARD.md").read_text()
+    assert "run 1 (digits / byol / seed 0) left out for run 2; they differ in pretrain.epochs" in board
+    assert "### digits (primary metric: accuracy)" in board
+    assert "### digits [garg-jain-code] (primary metric: accuracy)" in board
+    records = json.loads((tmp_path / "leaderboard.json").read_text())
+    by_dataset = {r["dataset"]: r["mean"] for r in records if r["protocol"] == "linear"}
+    assert by_dataset == {"digits": 0.9, "digits [garg-jain-code]": 0.7}

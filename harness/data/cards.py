@@ -37,6 +37,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CARDS_DIR = REPO_ROOT / "datasets"
 SPLIT_NAMES = ("train", "val", "test", "unlabeled")
 OFFICIAL = "official"
+# data.pretrain_splits -> the splits SSL pretraining reads, in order (never val or test).
+PRETRAIN_SPLITS = {"train+unlabeled": ("train", "unlabeled"), "unlabeled": ("unlabeled",), "train": ("train",)}
 
 LOADERS = Registry("dataset format")
 DATASETS = Registry("dataset")
@@ -154,13 +156,40 @@ class LoadedDataset:
     classes: list[str]
     groups: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def pretrain_images(self) -> np.ndarray | ConcatImages:
-        """Images pretraining may see: train plus unlabeled (never val or test), in that order.
-        With an unlabeled split, a view that indexes both without copying them (np.concatenate
-        would copy 2.9 GB of STL10 in every run); `images[idx]` gives numpy rows."""
-        if "unlabeled" not in self.images:
-            return self.images["train"]
-        return ConcatImages([self.images["train"], self.images["unlabeled"]])
+    def pretrain_images(self, splits: str = "train+unlabeled") -> np.ndarray | ConcatImages:
+        """Images pretraining may see (never val or test), `data.pretrain_splits`: train plus
+        unlabeled (the default; train alone where there is no unlabeled split), unlabeled only
+        (Garg & Jain's code pretrained on STL10's unlabeled_X.bin alone) or train only. Several
+        splits come as a view that indexes them without copying (np.concatenate would copy
+        2.9 GB of STL10 in every run); `images[idx]` gives numpy rows."""
+        parts = [self.images[name] for name in self.pretrain_split_names(splits)]
+        return parts[0] if len(parts) == 1 else ConcatImages(parts)
+
+    def pretrain_split_names(self, splits: str = "train+unlabeled") -> list[str]:
+        """The splits `pretrain_images(splits)` reads, in order; UserError when `splits` asks for
+        an unlabeled split the data does not have."""
+        if splits not in PRETRAIN_SPLITS:
+            raise UserError(f"data.pretrain_splits must be one of {', '.join(PRETRAIN_SPLITS)}, got {splits!r}")
+        if splits == "unlabeled" and "unlabeled" not in self.images:
+            raise UserError(f"data.pretrain_splits is 'unlabeled' but dataset {self.card.name!r} has no "
+                            "unlabeled split loaded")
+        return [name for name in PRETRAIN_SPLITS[splits] if name in self.images]
+
+    def train_subset(self, n: int) -> "LoadedDataset":
+        """This dataset with its labelled train split cut to about `n` images (stratified, drawn
+        with the card's split seed, so every run and method gets the same subset; val, test and
+        unlabeled untouched). `data.train_subsample`, ours: it sizes CPU benchmarks."""
+        from harness.data.splits import carve_pool
+
+        total = len(self.images["train"])
+        if n <= 0 or n >= total:
+            return self
+        keep = carve_pool(self.labels["train"], {"keep": n / total, "rest": 1 - n / total},
+                          self.card.split_seed)["keep"]
+        return dataclasses.replace(
+            self, images={**self.images, "train": self.images["train"][keep]},
+            labels={**self.labels, "train": self.labels["train"][keep]},
+            groups={**self.groups, **({"train": self.groups["train"][keep]} if "train" in self.groups else {})})
 
     @property
     def num_classes(self) -> int:

@@ -3,6 +3,6 @@
 Importing this package registers the built-in protocols.
 """
 from harness.evaluation.context import PROTOCOLS, EvalContext
-from harness.evaluation import knn, linear, semi, transfer  # noqa: F401  (registration)
+from harness.evaluation import finetune_mlp, knn, linear, semi, transfer  # noqa: F401  (registration)
 
 __all__ = ["PROTOCOLS", "EvalContext"]

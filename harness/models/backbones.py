@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torchvision
 
+from harness.errors import UserError
 from harness.models.norms import norm_layer, parse_norm, standardise_convs, ws_gain_for
 from harness.registry import Registry
 
@@ -27,15 +28,47 @@ class Encoder(nn.Module):
         return self.trunk(x)
 
 
+STEMS = ("imagenet", "small", "small-maxpool")
+
+
+def resolve_stem(stem: str, small_stem: bool) -> str:
+    """`backbone.stem` if given, else the older `small_stem` flag: true -> small, false -> imagenet."""
+    if not stem:
+        return "small" if small_stem else "imagenet"
+    if stem not in STEMS:
+        raise UserError(f"unknown backbone.stem {stem!r}; valid: {', '.join(STEMS)}")
+    return stem
+
+
+def _with_dropout(module: nn.Module, p: float) -> nn.Sequential:
+    return nn.Sequential(module, nn.Dropout(p))
+
+
 def _resnet(arch: str, in_channels: int, norm: str, small_stem: bool, gn_groups: int,
+            stem: str = "", dropout: float = 0.0, dropout_stem: bool = False,
             ws_gain: float = 1.0) -> Encoder:
+    """torchvision's ResNet with the chosen stem (see resnet18) and optional dropout."""
     kind, ws = parse_norm(norm)
+    stem = resolve_stem(stem, small_stem)
+    if not 0.0 <= dropout < 1.0:
+        raise UserError(f"backbone.dropout must lie in [0, 1), got {dropout}")
     net = getattr(torchvision.models, arch)(weights=None, norm_layer=norm_layer(kind, 2, gn_groups))
-    if small_stem or in_channels != 3:
-        stride, k = (1, 3) if small_stem else (2, 7)
+    if stem != "imagenet" or in_channels != 3:
+        stride, k = (2, 7) if stem == "imagenet" else (1, 3)
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=k, stride=stride, padding=k // 2, bias=False)
-    if small_stem:
+    if stem == "small":
         net.maxpool = nn.Identity()  # CIFAR/STL-style stem: keep resolution for small images
+    if dropout > 0:
+        # Garg & Jain's backbone (byol.py, ByolBackBone): Dropout after every residual block of
+        # layer1..layer4; their loop skips the stem (children 0-3). `dropout_stem` adds it after
+        # the stem's activation and pool too (METHODS.md section 6 describes it so).
+        if dropout_stem:
+            net.relu = _with_dropout(net.relu, dropout)  # torchvision's ResNet uses `relu` only in the stem
+            if not isinstance(net.maxpool, nn.Identity):
+                net.maxpool = _with_dropout(net.maxpool, dropout)
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            blocks = list(getattr(net, name))
+            setattr(net, name, nn.Sequential(*[m for b in blocks for m in (b, nn.Dropout(dropout))]))
     feat_dim = net.fc.in_features
     net.fc = nn.Identity()
     if ws:
@@ -45,23 +78,32 @@ def _resnet(arch: str, in_channels: int, norm: str, small_stem: bool, gn_groups:
 
 @BACKBONES.register("resnet18")
 def resnet18(in_channels: int = 3, norm: str = "bn", small_stem: bool = False, gn_groups: int = 32,
+             stem: str = "", dropout: float = 0.0, dropout_stem: bool = False,
              ws_gain: float = 1.0) -> Encoder:
-    """torchvision ResNet-18 (512-d features); small_stem: 3x3 stride-1 conv, no max-pool."""
-    return _resnet("resnet18", in_channels, norm, small_stem, gn_groups, ws_gain)
+    """torchvision ResNet-18 (512-d features). stem: imagenet (7x7 stride 2 + max-pool), small
+    (3x3 stride 1, no max-pool), small-maxpool (3x3 stride 1, max-pool kept: Garg & Jain's code);
+    "" = small if small_stem else imagenet. dropout > 0: Dropout after each residual block
+    (Garg & Jain's code used 0.15), and with dropout_stem after the stem's activation and pool."""
+    return _resnet("resnet18", in_channels, norm, small_stem, gn_groups, stem, dropout, dropout_stem, ws_gain)
 
 
 @BACKBONES.register("resnet50")
 def resnet50(in_channels: int = 3, norm: str = "bn", small_stem: bool = False, gn_groups: int = 32,
+             stem: str = "", dropout: float = 0.0, dropout_stem: bool = False,
              ws_gain: float = 1.0) -> Encoder:
-    """torchvision ResNet-50 (2048-d features); small_stem: 3x3 stride-1 conv, no max-pool."""
-    return _resnet("resnet50", in_channels, norm, small_stem, gn_groups, ws_gain)
+    """torchvision ResNet-50 (2048-d features); stem and dropout as resnet18."""
+    return _resnet("resnet50", in_channels, norm, small_stem, gn_groups, stem, dropout, dropout_stem, ws_gain)
 
 
 @BACKBONES.register("small-cnn")
 def small_cnn(in_channels: int = 3, norm: str = "bn", small_stem: bool = True, gn_groups: int = 32,
-              width: int = 32, ws_gain: float = 1.0) -> Encoder:
+              width: int = 32, stem: str = "", dropout: float = 0.0, dropout_stem: bool = False,
+              ws_gain: float = 1.0) -> Encoder:
     """Four 3x3 conv blocks (width, 2w, 4w, 4w) with norm + ReLU, two 2x downsamplings, global
-    average pool: sized for CPU benchmarks on 16-32 px images (4*width-d features)."""
+    average pool: sized for CPU benchmarks on 16-32 px images (4*width-d features). It has no
+    stem to choose and no dropout: `stem` and `dropout` are refused rather than ignored."""
+    if stem or dropout:
+        raise UserError("backbone.stem and backbone.dropout apply to the ResNets only, not small-cnn")
     kind, ws = parse_norm(norm)
     norm2d = norm_layer(kind, 2, gn_groups)
     chans = [in_channels, width, 2 * width, 4 * width, 4 * width]
@@ -78,3 +120,14 @@ def small_cnn(in_channels: int = 3, norm: str = "bn", small_stem: bool = True, g
 
 def build_backbone(name: str, **kwargs) -> Encoder:
     return BACKBONES.get(name)(**kwargs)
+
+
+def build_encoder(backbone: dict, in_channels: int) -> Encoder:
+    """The encoder a run's `backbone` config section names: the one construction path for the
+    runner and the timing tools (small-cnn alone has a width; `ws_gain` is only in the section
+    where it acts, see harness.grid.run_config)."""
+    bb = backbone
+    extra = {"width": bb["width"]} if bb["name"] == "small-cnn" else {}
+    return build_backbone(bb["name"], in_channels=in_channels, norm=bb["norm"], small_stem=bb["small_stem"],
+                          gn_groups=bb["gn_groups"], stem=bb["stem"], dropout=bb["dropout"],
+                          dropout_stem=bb["dropout_stem"], ws_gain=bb.get("ws_gain", 1.0), **extra)
