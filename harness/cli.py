@@ -101,17 +101,22 @@ def run(argv: list[str] | None = None) -> int:
     results_dir = Path(args.results_dir)
     cfg = load_config(args.config, [*_list_overrides(args), *args.set])
     if args.leaderboard:
-        path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"])
+        path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
+                                 stale_after_s=cfg["run"]["stale_after_s"])
         print(f"wrote {path}")
         return 0
 
     from harness.grid import expand_grid
     specs = expand_grid(cfg, results_dir / "runs")
     if args.dry_run:
+        # skip: completed; evaluate: its encoder is saved, only evaluation runs; pretrain: both.
         for s in specs:
-            print(f"{'done ' if s.done else 'run  '} {s.label}  [{s.config['run_hash']}]")
-        todo = sum(not s.done for s in specs)
-        print(f"{len(specs)} runs in the grid, {todo} to run, {len(specs) - todo} already completed")
+            note = f"  ({s.note})" if s.note else ""
+            print(f"{s.action:<8} {s.label}  [{s.config['run_hash']}]{note}")
+        actions = [s.action for s in specs]
+        print(f"{len(specs)} runs in the grid: {actions.count('pretrain')} to pretrain and evaluate, "
+              f"{actions.count('evaluate')} to evaluate from a saved encoder, "
+              f"{actions.count('skip')} already completed")
         return 0
 
     if args.download:
@@ -130,7 +135,8 @@ def run(argv: list[str] | None = None) -> int:
     counts = run_grid(specs, accelerator, results_dir, Path(cfg["data"]["root"]), cache_dir,
                       wait_timeout_h=cfg["run"]["wait_timeout_h"])
     if accelerator.is_main_process:
-        path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"])
+        path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
+                                 stale_after_s=cfg["run"]["stale_after_s"])
         print(f"{counts['COMPLETED']} completed, {counts['FAILED']} failed, "
               f"{counts['skipped']} skipped (already completed); wrote {path}")
     return 0

@@ -95,6 +95,9 @@ DEFAULTS: dict[str, Any] = {
         # evaluation and at every agreement check; ChestX-ray14's semi + transfer evaluation
         # takes hours on one GPU, far past the NCCL group's default 10 minutes.
         "wait_timeout_h": 48.0,
+        # A RUNNING run whose Sacred heartbeat (every 10 s) is older than this was killed: it is
+        # shown as interrupted and run again.
+        "stale_after_s": 120.0,
     },
     "method_options": {},            # {method: {option: value}}; see each method's `options`
     "eval": {

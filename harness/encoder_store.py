@@ -2,7 +2,8 @@
 
     <results>/encoders/<pretrain_hash>.pt     torch.save of a dict of tensors and plain values:
         state_dict        the encoder's parameters and buffers (what evaluation reads)
-        train_stats       img_per_s, seconds, steps, epoch_loss of the pretraining
+        train_stats       img_per_s, seconds, peak_mem_mb of the pretraining
+        curves            its logged scalars, [name, value, step] (metrics.json of the run)
         pretrain_hash     the identity it was saved under
         run_id            the Sacred run that pretrained it
 
@@ -27,12 +28,15 @@ def encoder_path(results_dir: Path, pretrain_hash: str) -> Path:
     return Path(results_dir) / ENCODERS / f"{pretrain_hash}.pt"
 
 
-def save_encoder(path: Path, encoder: nn.Module, train_stats: dict, pretrain_hash: str, run_id: str) -> None:
-    """Write the encoder atomically; an existing file of the same identity is replaced whole."""
+def save_encoder(path: Path, encoder: nn.Module, train_stats: dict, pretrain_hash: str, run_id: str,
+                 curves: list | None = None) -> None:
+    """Write the encoder atomically; an existing file of the same identity is replaced whole.
+    `curves`: the pretraining's logged scalars [name, value, step], replayed by evaluation-only
+    runs so that every completed run carries its training curves."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    payload = {"state_dict": state, "train_stats": dict(train_stats), "pretrain_hash": pretrain_hash,
-               "run_id": str(run_id)}
+    payload = {"state_dict": state, "train_stats": {k: float(v) for k, v in train_stats.items()},
+               "pretrain_hash": pretrain_hash, "run_id": str(run_id), "curves": list(curves or [])}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -13,7 +13,10 @@ from harness.evaluation import PROTOCOLS
 from harness.evaluation.transfer import TRANSFER_KINDS, parse_pair
 from harness.method import METHODS, import_methods
 from harness.models.norms import parse_norm
-from harness.results import completed_hashes
+from harness.encoder_store import encoder_path
+from harness.evaluation.transfer import transfer_targets
+from harness.metrics import higher_is_better
+from harness.results import load_runs
 
 
 @dataclass
@@ -21,8 +24,10 @@ class RunSpec:
     dataset: str
     method: str
     seed: int
-    config: dict            # resolved run config, including run_hash
+    config: dict            # resolved run config, including run_hash and pretrain_hash
     done: bool = False
+    action: str = "pretrain"  # skip (completed) | evaluate (encoder saved) | pretrain
+    note: str = ""            # e.g. "interrupted run 7 (no heartbeat for 300 s)"
 
     @property
     def label(self) -> str:
@@ -76,19 +81,64 @@ def run_config(cfg: dict, dataset: str, method: str, seed: int, protocols: list[
         # not part of what runs, so it stays out of the identity. none+ws keeps it, which also
         # re-runs stores made with the unscaled WS that overflowed.
         rc["backbone"].pop("ws_gain", None)
-    rc["run_hash"] = config_hash(rc)
+    rc["run_hash"] = config_hash(rc)  # the run: pretraining and evaluation (as before)
+    rc["pretrain_hash"] = config_hash(pretraining_part(rc))
+    rc["describe"] = describe_run(rc, cls, card)
     return rc
 
 
+# What evaluation reads but pretraining does not: it changes the run, not the encoder.
+EVALUATION_KEYS = ("protocols", "eval")
+# Keys added to a run config after its run_hash, so never part of any identity.
+DERIVED_KEYS = ("run_hash", "pretrain_hash", "describe")
+
+
+def pretraining_part(rc: dict) -> dict:
+    """The run config minus evaluation: equal for two runs iff they learn the same encoder."""
+    return {k: v for k, v in rc.items() if k not in EVALUATION_KEYS + DERIVED_KEYS}
+
+
+def describe_run(rc: dict, cls, card) -> dict:
+    """What reporting needs to know about the run, recorded in the run itself so the
+    leaderboard reads the store alone (not today's cards or registry)."""
+    targets = {}
+    if "transfer" in rc["protocols"]:
+        for target in transfer_targets(rc["dataset"], rc["eval"]["transfer"]["pairs"]):
+            tcard = DATASETS.get(target)
+            for kind in rc["eval"]["transfer"]["protocols"]:
+                targets[f"transfer-{target}-{kind}"] = {"target": target, "kind": kind, **_card_facts(tcard)}
+    return {"dataset": {"name": card.name, **_card_facts(card)},
+            "method": {"role": "reference" if cls.reference else "method",
+                       "description": METHODS.describe(rc["method"])},
+            "transfer": targets}
+
+
+def _card_facts(card) -> dict:
+    return {"task": card.task, "primary_metric": card.primary_metric,
+            "higher_is_better": higher_is_better(card.primary_metric), "sources": list(card.sources)}
+
+
 def expand_grid(cfg: dict, runs_dir: Path) -> list[RunSpec]:
+    """Every run of the grid, each with what it will do given the store under `runs_dir`:
+    skip (completed), evaluate (its encoder is saved under ../encoders) or pretrain."""
     methods, datasets, seeds, protocols = resolve_selection(cfg)
-    done = completed_hashes(runs_dir)
+    records = load_runs(runs_dir, stale_after_s=cfg["run"]["stale_after_s"])
+    done = {r.config.get("run_hash") for r in records if r.status == "COMPLETED"}
+    interrupted = {r.config.get("run_hash"): r for r in records if r.status == "INTERRUPTED"}
+    results_dir = Path(runs_dir).parent
     specs = []
     for dataset in datasets:
         for method in methods:
             for seed in seeds:
                 rc = run_config(cfg, dataset, method, seed, protocols)
-                specs.append(RunSpec(dataset, method, seed, rc, rc["run_hash"] in done))
+                spec = RunSpec(dataset, method, seed, rc, rc["run_hash"] in done)
+                if spec.done:
+                    spec.action = "skip"
+                elif encoder_path(results_dir, rc["pretrain_hash"]).exists():
+                    spec.action = "evaluate"
+                if not spec.done and rc["run_hash"] in interrupted:
+                    spec.note = f"re-runs interrupted run {interrupted[rc['run_hash']].run_id}"
+                specs.append(spec)
     if not specs:
         raise UserError("the grid is empty: select at least one dataset, method and seed")
     return specs

@@ -23,38 +23,64 @@ from harness.leaderboard_stats import (CellKey, CellStats, Ranking, cell_stats, 
                                        natural_key, overall_ranking, primary_cells)
 from harness.leaderboard_tables import cost_table, fmt_p, ranking_table, results_table
 from harness.provenance import KEY_PACKAGES, KEY_SETTINGS, collect_provenance, describe
-from harness.results import RunRecord, config_differences, latest_completed, load_runs, one_per_key
+from harness.results import STALE_AFTER_S, RunRecord, config_differences, latest_completed, load_runs, one_per_key
 
 ALPHA = 0.05
 NOT_COMPLETED = ("FAILED", "INTERRUPTED")
 CD_FIGURE = "cd-diagram.png"
 
 
-def dataset_primary_metrics() -> dict[str, str]:
-    """Dataset name (and alias) -> the primary metric of its card."""
-    from harness.data import DATASETS, register_cards
-    register_cards()
-    out = {}
-    for name in DATASETS.names():
-        card = DATASETS.get(name)
-        for alias in (name, *card.aliases):
-            out[alias] = card.primary_metric
+def dataset_primary_metrics(records: list[RunRecord]) -> dict[str, str]:
+    """Dataset (label, name, transfer target) -> its primary metric, as each run recorded it
+    (`describe` in its config). The dataset cards are read only for runs stored before runs
+    described themselves, and only for the datasets no described run names."""
+    out: dict[str, str] = {}
+    legacy = False
+    for r in records:
+        describe = r.config.get("describe")
+        if not describe:
+            legacy = True
+            continue
+        metric = describe["dataset"]["primary_metric"]
+        out.setdefault(r.key[0], metric)
+        out.setdefault(describe["dataset"]["name"], metric)
+        for target in describe.get("transfer", {}).values():
+            out.setdefault(target["target"], target["primary_metric"])
+    if legacy:
+        from harness.data import DATASETS, register_cards
+        register_cards()
+        for name in DATASETS.names():
+            card = DATASETS.get(name)
+            for alias in (name, *card.aliases):
+                out.setdefault(alias, card.primary_metric)
+        for r in records:  # a recipe's label ("stl10 [garg-jain-code]") takes its dataset's metric
+            if r.config.get("dataset") in out:
+                out.setdefault(r.key[0], out[r.config["dataset"]])
     return out
 
 
-def method_roles(methods, baseline: str) -> dict[str, str]:
-    """method -> 'baseline' | 'reference' (random-init, supervised) | 'method'. A method that is
-    no longer registered counts as a method."""
-    from harness.method import METHODS, import_methods
-    import_methods()
+def transfer_primary_metrics(records: list[RunRecord]) -> dict[tuple[str, str], str]:
+    """(dataset label, transfer protocol) -> the target dataset's primary metric, from the runs'
+    own records: the target is data there, not a name to parse out of the protocol."""
+    return {(r.key[0], protocol): target["primary_metric"]
+            for r in records for protocol, target in (r.config.get("describe") or {}).get("transfer", {}).items()}
+
+
+def method_roles(records: list[RunRecord], baseline: str) -> dict[str, str]:
+    """method -> 'baseline' | 'reference' (random-init, supervised) | 'method', as the runs
+    recorded it; the registry only for runs stored before that (a method no longer registered
+    then counts as a method)."""
+    recorded = {r.key[1]: r.config["describe"]["method"]["role"] for r in records if r.config.get("describe")}
     roles = {}
-    for m in methods:
+    for m in sorted({r.key[1] for r in records}):
         if m == baseline:
             roles[m] = "baseline"
-        elif m in METHODS and getattr(METHODS.get(m), "reference", False):
-            roles[m] = "reference"
+        elif m in recorded:
+            roles[m] = recorded[m]
         else:
-            roles[m] = "method"
+            from harness.method import METHODS, import_methods
+            import_methods()
+            roles[m] = "reference" if m in METHODS and getattr(METHODS.get(m), "reference", False) else "method"
     return roles
 
 
@@ -249,25 +275,23 @@ def power_lines(cells: list[CellStats], ranking: Ranking | None) -> list[str]:
     return lines + [""]
 
 
-def write_leaderboard(results_dir: Path, baseline: str = "byol") -> Path:
-    """Rebuild LEADERBOARD.md, leaderboard.json and figures/ under `results_dir` from its runs/."""
+def write_leaderboard(results_dir: Path, baseline: str = "byol", stale_after_s: float = STALE_AFTER_S) -> Path:
+    """Rebuild LEADERBOARD.md, leaderboard.json and figures/ under `results_dir` from its runs/
+    alone (runs describe their dataset, method role and transfer targets)."""
     results_dir = Path(results_dir)
     figures_dir = results_dir / "figures"
-    all_records = load_runs(results_dir / "runs")
+    all_records = load_runs(results_dir / "runs", stale_after_s)
     records, superseded = one_per_key(latest_completed(all_records))
     failed = [r for r in all_records if r.status in NOT_COMPLETED]
     results_dir.mkdir(parents=True, exist_ok=True)
 
-    primary_of = dataset_primary_metrics()
-    for r in records:  # a recipe's label ("stl10 [garg-jain-code]") takes its dataset's metric
-        if r.config.get("dataset") in primary_of:
-            primary_of.setdefault(r.key[0], primary_of[r.config["dataset"]])
+    primary_of = dataset_primary_metrics(records)
     values = collect_cells(records)
     cells = {k: cell_stats(k, v, baseline, ALPHA) for k, v in values.items()}
-    primary_keys = primary_cells(cells, primary_of)
+    primary_keys = primary_cells(cells, primary_of, transfer_primary_metrics(records))
     primary = {k: cells[k] for k in primary_keys}
     ranking = overall_ranking(primary, ALPHA)
-    roles = method_roles(sorted({r.key[1] for r in records}), baseline)
+    roles = method_roles(records, baseline)
     order = method_order(roles)
 
     lines = ["# Leaderboard", "",

@@ -17,6 +17,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from harness import stats
+from harness.metrics import higher_is_better
 
 TRANSFER_PREFIX = "transfer"
 COST_PROTOCOL = "cost"
@@ -41,11 +42,6 @@ def natural_key(text: str) -> tuple:
     """Sort key that orders embedded numbers by value: semi1 < semi10 < semi100."""
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
                  for part in re.split(r"(\d+)", text) if part)
-
-
-def higher_is_better(metric: str) -> bool:
-    """Scores (accuracy, AUROC, F1) rank high; anything named a loss or an error ranks low."""
-    return not re.search(r"(loss|error|err)$", metric)
 
 
 def collect_cells(records: Iterable) -> dict[CellKey, dict[str, SeedValues]]:
@@ -162,13 +158,17 @@ def transfer_target(protocol: str, source: str, dataset_names: Iterable[str]) ->
 
 
 def choose_primary_metric(dataset: str, protocol: str, metrics: Iterable[str],
-                          primary_of: Mapping[str, str]) -> str:
-    """The metric a (dataset, protocol) column shows: the dataset card's primary metric; for a
-    transfer protocol the target dataset's, then the source's. Without a card: accuracy if
+                          primary_of: Mapping[str, str],
+                          transfer_primary: Mapping[tuple[str, str], str] | None = None) -> str:
+    """The metric a (dataset, protocol) column shows: the dataset's primary metric; for a
+    transfer protocol the target dataset's (as the run recorded it in `transfer_primary`; for
+    older runs parsed from the protocol's name), then the source's. Otherwise accuracy if
     reported, else the first metric by name."""
     available = sorted(metrics)
     preferred = []
-    if protocol.startswith(TRANSFER_PREFIX):
+    if transfer_primary and (dataset, protocol) in transfer_primary:
+        preferred.append(transfer_primary[(dataset, protocol)])
+    elif protocol.startswith(TRANSFER_PREFIX):
         target = transfer_target(protocol, dataset, primary_of)
         if target is not None:
             preferred.append(primary_of[target])
@@ -181,12 +181,14 @@ def choose_primary_metric(dataset: str, protocol: str, metrics: Iterable[str],
     return available[0]
 
 
-def primary_cells(cells: Mapping[CellKey, object], primary_of: Mapping[str, str]) -> list[CellKey]:
+def primary_cells(cells: Mapping[CellKey, object], primary_of: Mapping[str, str],
+                  transfer_primary: Mapping[tuple[str, str], str] | None = None) -> list[CellKey]:
     """One cell per (dataset, protocol), on its primary metric, in display order."""
     metrics: dict[tuple[str, str], list[str]] = defaultdict(list)
     for key in cells:
         metrics[(key.dataset, key.protocol)].append(key.metric)
-    chosen = [CellKey(d, p, choose_primary_metric(d, p, ms, primary_of)) for (d, p), ms in metrics.items()]
+    chosen = [CellKey(d, p, choose_primary_metric(d, p, ms, primary_of, transfer_primary))
+              for (d, p), ms in metrics.items()]
     return sorted(chosen, key=lambda k: (k.is_transfer, k.dataset, natural_key(k.protocol)))
 
 

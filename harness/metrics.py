@@ -15,6 +15,8 @@ Score conventions (scores are whatever the probe or the fine-tuned head emits):
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from scipy.stats import rankdata
 
@@ -159,3 +161,8 @@ def compute_metrics(task: str, y_true, scores) -> dict[str, float]:
     if task == "multilabel":
         return multilabel_metrics(y_true, scores)
     raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Scores (accuracy, AUROC, F1) rank high; anything named a loss or an error ranks low."""
+    return not re.search(r"(loss|error|err)$", metric)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +36,38 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def load_runs(runs_dir: Path) -> list[RunRecord]:
-    """Every readable run folder, oldest first (Sacred numbers them 1, 2, ...)."""
+STALE_AFTER_S = 120.0
+"""Default for `run.stale_after_s`: Sacred beats every 10 s, so this is twelve missed beats."""
+
+
+def last_sign_of_life(run: dict) -> datetime | None:
+    """The newest of Sacred's heartbeat and start time (UTC), or None when neither is readable."""
+    for key in ("heartbeat", "start_time"):
+        try:
+            return datetime.fromisoformat(run[key]).replace(tzinfo=timezone.utc)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def effective_status(run: dict, stale_after_s: float, now: datetime | None = None) -> tuple[str, str]:
+    """(status, reason): Sacred's, except that a RUNNING run whose heartbeat is older than
+    `stale_after_s` is INTERRUPTED. Sacred cannot record a SIGKILL or a node that died, so its
+    run stays RUNNING forever; it must not count as done, nor as still running."""
+    status = run.get("status", "?")
+    if status != "RUNNING":
+        return status, ""
+    seen = last_sign_of_life(run)
+    now = now or datetime.now(timezone.utc)
+    age = (now - seen).total_seconds() if seen else float("inf")
+    if age > stale_after_s:
+        return "INTERRUPTED", f"no heartbeat for {age:.0f} s (killed or lost)"
+    return status, ""
+
+
+def load_runs(runs_dir: Path, stale_after_s: float = STALE_AFTER_S) -> list[RunRecord]:
+    """Every readable run folder, oldest first (Sacred numbers them 1, 2, ...); RUNNING runs
+    with a stale heartbeat come back INTERRUPTED."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
@@ -47,16 +78,13 @@ def load_runs(runs_dir: Path) -> list[RunRecord]:
         if config is None or run is None:
             continue
         result = run.get("result") if isinstance(run.get("result"), dict) else {}
-        reason = ""
-        if run.get("status") == "FAILED":
+        status, reason = effective_status(run, stale_after_s)
+        if status == "FAILED":
             trace = run.get("fail_trace") or []
             reason = trace[-1].strip() if trace else "unknown failure"
-        records.append(RunRecord(folder.name, config, run.get("status", "?"), result, reason, folder))
+        records.append(RunRecord(folder.name, config, status, result, reason, folder))
     return records
 
-
-def completed_hashes(runs_dir: Path) -> set[str]:
-    return {r.config.get("run_hash") for r in load_runs(runs_dir) if r.status == "COMPLETED"}
 
 
 def latest_completed(records: list[RunRecord]) -> list[RunRecord]:
@@ -82,10 +110,10 @@ def one_per_key(records: list[RunRecord]) -> tuple[list[RunRecord], list[tuple[R
 
 
 def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two configs (run_hash left out)."""
+    """Dotted keys whose values differ between two configs (identities and descriptions left out)."""
     out = []
     for key in sorted(set(a) | set(b)):
-        if key == "run_hash":
+        if not prefix and key in ("run_hash", "pretrain_hash", "describe"):
             continue
         va, vb = a.get(key), b.get(key)
         if isinstance(va, dict) and isinstance(vb, dict):

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from harness.agreement import Agreement
 from harness.data import LoadedDataset, load_dataset_shared
+from harness.encoder_store import encoder_path, load_encoder, save_encoder
 from harness.errors import UserError
 from harness.evaluation import PROTOCOLS, EvalContext
 from harness.evaluation.transfer import transfer_targets
@@ -68,8 +69,15 @@ class PeakMemory:
 
 
 def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_scalar, info: dict,
-            load_other=None, agreement: Agreement | None = None) -> dict:
-    """Build, pretrain and evaluate one run; returns the flat result dict of the result contract.
+            load_other=None, agreement: Agreement | None = None, results_dir: Path | None = None,
+            run_id: str = "", action: str = "pretrain") -> dict:
+    """Build, pretrain (or load the saved encoder) and evaluate one run; returns the flat result
+    dict of the result contract.
+
+    `action` "evaluate": the encoder of this run's pretraining identity is saved in the store
+    (harness.encoder_store): it is loaded and evaluated, nothing trains, and the pretraining's
+    curves and costs are copied from it. "pretrain": train, then save the encoder (main process,
+    atomically) before evaluating, so a later grid that changes only evaluation trains nothing.
 
     Under DDP every process trains; the main process alone evaluates, while the others wait
     at an agreement check (a gloo group whose timeout is `run.wait_timeout_h`, so no NCCL
@@ -88,9 +96,31 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
         method = cls(encoder, config, config["method_options"], data.num_classes, card.task).to(accelerator.device)
         info["world_size"] = accelerator.num_processes
         info["device"] = str(accelerator.device)
-        with PeakMemory(accelerator.device) as mem:
-            stats = train(method, data, config, accelerator, seed, log_scalar, agreement)
-        agreement.check()  # every process finished training
+        path = encoder_path(results_dir, config["pretrain_hash"]) if results_dir is not None else None
+        saved = saved_encoder(path, accelerator) if action == "evaluate" and path is not None else None
+        if saved is not None:
+            if saved["state_dict"] is not None:  # the main process: the one that evaluates
+                method.encoder.load_state_dict(saved["state_dict"])
+            costs = saved["train_stats"]
+            for name, value, step in saved["curves"]:
+                log_scalar(name, value, step)
+            info["pretrained_by"] = {"run_id": saved["run_id"], "pretrain_hash": saved["pretrain_hash"]}
+            info["pretrain_steps"] = 0
+        else:
+            curves: list[list] = []
+
+            def log_and_keep(name, value, step):
+                curves.append([name, float(value), int(step)])
+                log_scalar(name, value, step)
+
+            with PeakMemory(accelerator.device) as mem:
+                stats = train(method, data, config, accelerator, seed, log_and_keep, agreement)
+            costs = {"img_per_s": stats.img_per_s, "seconds": stats.seconds, "peak_mem_mb": mem.peak_mb}
+            info["pretrain_steps"] = stats.steps
+            agreement.check()  # every process finished training
+            if accelerator.is_main_process and path is not None:
+                save_encoder(path, revert_sync_batchnorm(method.encoder), costs, config["pretrain_hash"],
+                             run_id, curves)
         result: dict[str, float] = {}
         if accelerator.is_main_process:
             # Evaluation runs on this process alone: no SyncBatchNorm may all_gather in it.
@@ -104,11 +134,29 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
         raise agreement.outcome(exc) from exc
     finally:
         accelerator.free_memory()  # drop the run's prepared model, optimizer and loader
-    result["cost/pretrain_img_per_s"] = stats.img_per_s
-    result["cost/pretrain_s"] = stats.seconds
-    result["cost/peak_mem_mb"] = mem.peak_mb
+    result["cost/pretrain_img_per_s"] = costs["img_per_s"]
+    result["cost/pretrain_s"] = costs["seconds"]
+    result["cost/peak_mem_mb"] = costs["peak_mem_mb"]
     result["cost/wall_s"] = time.perf_counter() - start
     return result
+
+
+def saved_encoder(path: Path, accelerator: Accelerator) -> dict | None:
+    """The saved payload if the main process can read it, else None on every process (the run
+    then pretrains: a corrupt or missing file costs time, never a wrong result)."""
+    payload = load_encoder(path) if accelerator.is_main_process else None
+    readable = [payload is not None]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(readable)
+    if not readable[0]:
+        if accelerator.is_main_process:
+            tqdm.write(f"saved encoder {path} unreadable: pretraining instead")
+        return None
+    if accelerator.is_main_process:
+        return payload
+    # The other processes evaluate nothing: they only need to know that no training happens.
+    return {"state_dict": None, "curves": [], "run_id": "", "pretrain_hash": "",
+            "train_stats": {"img_per_s": 0.0, "seconds": 0.0, "peak_mem_mb": 0.0}}
 
 
 def fresh_grad_scaler(accelerator: Accelerator) -> None:
@@ -145,7 +193,8 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
     @ex.main
     def main(_config, _run):
         config = json.loads(json.dumps(_config))   # Sacred's read-only containers -> plain
-        return execute(config, data, accelerator, _run.log_scalar, _run.info, load_other, agreement)
+        return execute(config, data, accelerator, _run.log_scalar, _run.info, load_other, agreement,
+                       results_dir=runs_dir.parent, run_id=str(_run._id), action=spec.action)
 
     try:
         run = ex.run(options={"--loglevel": "ERROR"})
@@ -162,10 +211,12 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
     runs_dir = results_dir / "runs"
     agreement = Agreement(accelerator.num_processes, wait_timeout_h * 3600)
     # Every process must agree on what to run: the main process's view of the store decides.
-    todo_flags = [[not s.done for s in specs]]
+    actions = [[s.action for s in specs]]
     if accelerator.num_processes > 1:
-        broadcast_object_list(todo_flags)
-    todo = [s for s, flag in zip(specs, todo_flags[0]) if flag]
+        broadcast_object_list(actions)
+    for spec, action in zip(specs, actions[0]):
+        spec.action, spec.done = action, action == "skip"
+    todo = [s for s in specs if not s.done]
     counts = {"skipped": len(specs) - len(todo), "COMPLETED": 0, "FAILED": 0}
     datasets: dict[tuple[str, int], LoadedDataset] = {}
 

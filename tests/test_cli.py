@@ -57,7 +57,8 @@ def test_end_to_end_writes_sacred_runs_and_leaderboard_then_skips(tmp_path, caps
 
     # A changed setting is a different run; the leaderboard can be rebuilt from the store alone.
     assert run_cli(tmp_path, "--methods", "random-init", "--seeds", "1", "--dry-run") == 0
-    assert "1 runs in the grid, 0 to run" in capsys.readouterr().out
+    assert "1 runs in the grid: 0 to pretrain and evaluate, 0 to evaluate from a saved encoder, " \
+        "1 already completed" in capsys.readouterr().out
     assert main(["--leaderboard", "--results-dir", str(tmp_path / "results")]) == 0
 
 

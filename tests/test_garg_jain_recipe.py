@@ -33,7 +33,7 @@ def test_dry_run_lists_the_grid(tmp_path, capsys):
     assert main(["--config", str(CONFIG), "--dry-run", "--results-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "stl10 [garg-jain-code] / byol / seed 0" in out and "stl10 [garg-jain-code] / byol-ccsl / seed 4" in out
-    assert "65 runs in the grid, 65 to run" in out        # 13 methods x 5 seeds
+    assert "65 runs in the grid: 65 to pretrain and evaluate" in out        # 13 methods x 5 seeds
     assert not (tmp_path / "runs").exists()
 
 

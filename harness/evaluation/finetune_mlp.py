@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from harness.augment import Normalize
 from harness.data import LoadedDataset
+from harness.data.views import as_tensor
 from harness.evaluation.context import PROTOCOLS, EvalContext
 from harness.evaluation.finetune import predict
 
@@ -58,7 +59,7 @@ def finetune_mlp(encoder: nn.Module, data: LoadedDataset, train_labels: np.ndarr
     model = mlp_classifier(copy.deepcopy(encoder), ft["hidden"], n_out).to(device)
     model.requires_grad_(True)  # everything trains, as in the authors' code
     normalize = Normalize(data.card.mean, data.card.std).to(device)
-    images = torch.from_numpy(np.ascontiguousarray(data.images["train"]))
+    images = data.images["train"]  # rows are read per batch (it may be a read-only memory map)
     labels = torch.from_numpy(np.asarray(train_labels))
     opt = torch.optim.SGD(model.parameters(), lr=ft["lr"], momentum=ft["momentum"],
                           weight_decay=ft["weight_decay"])
@@ -72,7 +73,7 @@ def finetune_mlp(encoder: nn.Module, data: LoadedDataset, train_labels: np.ndarr
         order = torch.randperm(len(images), generator=gen)
         for s in range(steps_per_epoch):
             idx = order[s * batch:(s + 1) * batch]
-            x = images[idx].to(device).float().div_(255)
+            x = as_tensor(images[idx.numpy()]).to(device).float().div_(255)
             flip = (torch.rand(len(idx), generator=gen) < ft["hflip_p"]).to(device)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             logits = model(normalize(x))
