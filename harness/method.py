@@ -74,7 +74,14 @@ class Method:
 
     def training_step(self, model: nn.Module, views: list[torch.Tensor], ctx: StepContext
                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss for one batch (`model` is the prepared `self.online`) and detached logs."""
+        """Loss for one batch and detached logs.
+
+        `model` is `self.online` as Accelerate prepared it (the DDP wrapper under several
+        processes). Run the forward through `model`, never through `self.online`: only the
+        wrapper's forward registers the gradient all-reduce, so a forward through
+        `self.online` trains each process on its own gradients without any error. Read the
+        online network's submodules (heads, for shapes) from `self.online`, which is the same
+        module inside the wrapper."""
         raise TypeError(f"{type(self).__name__} does not train")
 
     def after_optimizer_step(self, ctx: StepContext) -> None:
