@@ -46,16 +46,22 @@ class Agreement:
         if num_processes > 1:
             self.group = dist.new_group(backend="gloo", timeout=timedelta(seconds=wait_timeout_s))
 
-    def check(self) -> None:
-        """Meet the other processes; raise PeerFailed if any of them reported a failure."""
-        if self.group is not None and self._any(False):
+    def check(self, stop: bool = False) -> bool:
+        """Meet the other processes; raise PeerFailed if any of them reported a failure.
+        Returns whether any process asked to stop (a preemption signal), so that all of them
+        checkpoint at the same step."""
+        if self.group is None:
+            return stop
+        failed, stopping = self._exchange(False, stop)
+        if failed:
             raise PeerFailed(self._reasons(None))
+        return stopping
 
     def report(self, exc: BaseException) -> str:
         """This process failed: tell the others (at their next check) and return every reason."""
         if self.group is None:
             return describe(exc)
-        self._any(True)
+        self._exchange(True, False)
         return self._reasons(describe(exc))
 
     def outcome(self, exc: BaseException) -> RunFailed:
@@ -63,10 +69,10 @@ class Agreement:
         reason = str(exc) if isinstance(exc, PeerFailed) else self.report(exc)
         return RunFailed(reason)
 
-    def _any(self, failed: bool) -> bool:
-        flag = torch.tensor([int(failed)], dtype=torch.int32)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
-        return bool(flag.item())
+    def _exchange(self, failed: bool, stop: bool) -> tuple[bool, bool]:
+        flags = torch.tensor([int(failed), int(stop)], dtype=torch.int32)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=self.group)
+        return bool(flags[0]), bool(flags[1])
 
     def _reasons(self, mine: str | None) -> str:
         reasons: list[str | None] = [None] * self.num_processes

@@ -133,7 +133,8 @@ def run(argv: list[str] | None = None) -> int:
                               dataloader_config=DataLoaderConfiguration(non_blocking=True))
     cache_dir = Path(cfg["data"]["cache_dir"]) if cfg["data"]["cache_dir"] else results_dir / "cache"
     counts = run_grid(specs, accelerator, results_dir, Path(cfg["data"]["root"]), cache_dir,
-                      wait_timeout_h=cfg["run"]["wait_timeout_h"])
+                      wait_timeout_h=cfg["run"]["wait_timeout_h"],
+                      checkpoint_every_min=cfg["run"]["checkpoint_every_min"])
     if accelerator.is_main_process:
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
                                  stale_after_s=cfg["run"]["stale_after_s"])
@@ -153,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from harness.preemption import Preempted
+        if isinstance(exc, Preempted):  # checkpointed: the same command resumes
+            print(f"interrupted: {exc}; run the same command to resume", file=sys.stderr)
+            return 128 + exc.signum
         print("interrupted", file=sys.stderr)
         return 130

@@ -98,6 +98,9 @@ DEFAULTS: dict[str, Any] = {
         # A RUNNING run whose Sacred heartbeat (every 10 s) is older than this was killed: it is
         # shown as interrupted and run again.
         "stale_after_s": 120.0,
+        # Pretraining checkpoints: at the end of the first epoch after this many minutes
+        # (0: every epoch), and at the next step after SIGTERM / SIGUSR2.
+        "checkpoint_every_min": 10.0,
     },
     "method_options": {},            # {method: {option: value}}; see each method's `options`
     "eval": {

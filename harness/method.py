@@ -94,6 +94,22 @@ class Method:
         whatever the process count; every process calls this at the same point."""
         return {}
 
+    def network_states(self) -> dict[str, dict]:
+        """Every network's state_dict, for checkpoints (BYOL adds its target)."""
+        return {"online": self.online.state_dict()}
+
+    def load_networks(self, states: dict[str, dict]) -> None:
+        self.online.load_state_dict(states["online"])
+
+    def running_state(self) -> dict:
+        """Sums a method keeps within an epoch for `epoch_logs` (the `_sums` dict by convention),
+        so a checkpoint taken inside an epoch resumes its figures exactly."""
+        return dict(getattr(self, "_sums", {}))
+
+    def load_running_state(self, state: dict) -> None:
+        if hasattr(self, "_sums"):
+            self._sums = dict(state)
+
     def convert_sync_batchnorm(self) -> None:
         """Global-batch BatchNorm statistics under DDP (CUDA only): every network whose
         BatchNorm sees the batch, so that online and target normalise alike."""

@@ -23,7 +23,9 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, get_grad_scaler, set_seed
 from tqdm.auto import tqdm
 
+from harness import preemption
 from harness.agreement import Agreement
+from harness.checkpoint import checkpoint_dir, latest_checkpoint, remove_checkpoints
 from harness.data import LoadedDataset, load_dataset_shared
 from harness.encoder_store import encoder_path, load_encoder, save_encoder
 from harness.errors import UserError
@@ -33,7 +35,7 @@ from harness.grid import RunSpec
 from harness.method import METHODS
 from harness.models.backbones import build_encoder
 from harness.models.sync_batchnorm import revert_sync_batchnorm
-from harness.train import train
+from harness.train import Checkpointing, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +72,7 @@ class PeakMemory:
 
 def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_scalar, info: dict,
             load_other=None, agreement: Agreement | None = None, results_dir: Path | None = None,
-            run_id: str = "", action: str = "pretrain") -> dict:
+            run_id: str = "", action: str = "pretrain", checkpoint_every_s: float = 600.0) -> dict:
     """Build, pretrain (or load the saved encoder) and evaluate one run; returns the flat result
     dict of the result contract.
 
@@ -107,20 +109,30 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
             info["pretrained_by"] = {"run_id": saved["run_id"], "pretrain_hash": saved["pretrain_hash"]}
             info["pretrain_steps"] = 0
         else:
-            curves: list[list] = []
+            checkpointing = None
+            if results_dir is not None:
+                folder = checkpoint_dir(results_dir, config["pretrain_hash"])
+                checkpointing = Checkpointing(folder, checkpoint_every_s, accelerator.is_main_process,
+                                              resume=resume_state(folder, accelerator))
+                if checkpointing.resume is not None:
+                    info["resumed_from"] = {"step": checkpointing.resume["step"],
+                                            "epoch": checkpointing.resume["epoch"],
+                                            "batch": checkpointing.resume["batch"]}
+            curves = checkpointing.curves if checkpointing is not None else []
 
             def log_and_keep(name, value, step):
                 curves.append([name, float(value), int(step)])
                 log_scalar(name, value, step)
 
             with PeakMemory(accelerator.device) as mem:
-                stats = train(method, data, config, accelerator, seed, log_and_keep, agreement)
+                stats = train(method, data, config, accelerator, seed, log_and_keep, agreement, checkpointing)
             costs = {"img_per_s": stats.img_per_s, "seconds": stats.seconds, "peak_mem_mb": mem.peak_mb}
             info["pretrain_steps"] = stats.steps
             agreement.check()  # every process finished training
             if accelerator.is_main_process and path is not None:
                 save_encoder(path, revert_sync_batchnorm(method.encoder), costs, config["pretrain_hash"],
                              run_id, curves)
+                remove_checkpoints(checkpointing.folder)  # the saved encoder supersedes them
         result: dict[str, float] = {}
         if accelerator.is_main_process:
             # Evaluation runs on this process alone: no SyncBatchNorm may all_gather in it.
@@ -139,6 +151,20 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     result["cost/peak_mem_mb"] = costs["peak_mem_mb"]
     result["cost/wall_s"] = time.perf_counter() - start
     return result
+
+
+def resume_state(folder: Path, accelerator: Accelerator) -> dict | None:
+    """The newest readable checkpoint of this pretraining identity (the main process picks it,
+    setting unreadable ones aside; every process then reads that same file), or None."""
+    found = latest_checkpoint(folder) if accelerator.is_main_process else None
+    chosen = [str(found[0]) if found else None]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(chosen)
+    if chosen[0] is None:
+        return None
+    if found is not None:
+        return found[1]
+    return torch.load(chosen[0], map_location="cpu", weights_only=True)
 
 
 def saved_encoder(path: Path, accelerator: Accelerator) -> dict | None:
@@ -175,7 +201,7 @@ def _git_available() -> bool:
 
 
 def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, runs_dir: Path,
-               load_other=None, agreement: Agreement | None = None) -> str:
+               load_other=None, agreement: Agreement | None = None, checkpoint_every_s: float = 600.0) -> str:
     """One Sacred run; returns its status (COMPLETED or FAILED). Never raises for a failed run."""
     with warnings.catch_warnings():  # sacred 0.8.7 imports the deprecated pkg_resources
         warnings.simplefilter("ignore", UserWarning)
@@ -194,7 +220,8 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
     def main(_config, _run):
         config = json.loads(json.dumps(_config))   # Sacred's read-only containers -> plain
         return execute(config, data, accelerator, _run.log_scalar, _run.info, load_other, agreement,
-                       results_dir=runs_dir.parent, run_id=str(_run._id), action=spec.action)
+                       results_dir=runs_dir.parent, run_id=str(_run._id), action=spec.action,
+                       checkpoint_every_s=checkpoint_every_s)
 
     try:
         run = ex.run(options={"--loglevel": "ERROR"})
@@ -206,8 +233,10 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
 
 
 def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, data_root: Path,
-             cache_dir: Path, wait_timeout_h: float = 48.0) -> dict[str, int]:
-    """Run every spec not already done; returns counts by status."""
+             cache_dir: Path, wait_timeout_h: float = 48.0, checkpoint_every_min: float = 10.0) -> dict[str, int]:
+    """Run every spec not already done; returns counts by status. On SIGTERM / SIGUSR2 the run
+    in progress checkpoints and `Preempted` propagates (the same command resumes it)."""
+    preemption.install()
     runs_dir = results_dir / "runs"
     agreement = Agreement(accelerator.num_processes, wait_timeout_h * 3600)
     # Every process must agree on what to run: the main process's view of the store decides.
@@ -244,6 +273,7 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
         bar.set_postfix_str(spec.label)
         size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
         status = sacred_run(spec, get(spec.dataset, size, sub), accelerator, runs_dir,
-                            load_other=lambda name, size=size, sub=sub: get(name, size, sub), agreement=agreement)
+                            load_other=lambda name, size=size, sub=sub: get(name, size, sub), agreement=agreement,
+                            checkpoint_every_s=checkpoint_every_min * 60)
         counts[status] = counts.get(status, 0) + 1
     return counts

@@ -6,8 +6,10 @@ mixed precision; the loop only asks the method for a loss and calls its post-ste
 from __future__ import annotations
 
 import math
+import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -15,7 +17,10 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from harness import preemption
 from harness.agreement import Agreement
+from harness.checkpoint import write_checkpoint
+from harness.preemption import Preempted
 from harness.augment import BatchedViewAugment, Normalize, ViewDataset, byol_view_transform
 from harness.errors import UserError
 from harness.data import LoadedDataset
@@ -127,15 +132,43 @@ def checked(fn: Callable[[torch.Tensor], torch.Tensor], check: Callable[[], None
     return run
 
 
+@dataclass
+class Checkpointing:
+    """Where and how often a run checkpoints, and the state it resumes from (harness.checkpoint).
+    `curves` is the run's list of logged [name, value, step], saved with each checkpoint."""
+    folder: Path
+    every_s: float                     # run.checkpoint_every_min * 60; 0: at every epoch's end
+    is_main: bool                      # only the main process writes
+    resume: dict | None = None
+    curves: list = field(default_factory=list)
+    last: float = field(default_factory=time.monotonic)
+
+    def save(self, state: dict) -> str:
+        self.last = time.monotonic()
+        if not self.is_main:
+            return ""
+        return str(write_checkpoint(self.folder, {**state, "curves": list(self.curves)}))
+
+
+def _generator_state(gen: torch.Generator | None):
+    return gen.get_state() if gen is not None else None
+
+
 def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerator, seed: int,
-          log_scalar: Callable[[str, float, int], None], agreement: Agreement | None = None) -> TrainStats:
-    """Pretrain `method` on the dataset's pretraining images (or train labels for supervised)."""
+          log_scalar: Callable[[str, float, int], None], agreement: Agreement | None = None,
+          checkpointing: Checkpointing | None = None) -> TrainStats:
+    """Pretrain `method` on the dataset's pretraining images (or train labels for supervised).
+
+    With `checkpointing`, a checkpoint is written at the end of the first epoch after
+    `every_s` seconds, and at the next step after a preemption signal (then `Preempted` is
+    raised); with `checkpointing.resume`, training continues exactly where that state was."""
     stats = TrainStats()
     if not method.trains or cfg["pretrain"]["epochs"] <= 0:
         return stats
-    check = agreement.check if agreement is not None else (lambda: None)
+    check = agreement.check if agreement is not None else (lambda stop=False: stop)
     pre = cfg["pretrain"]
     loader = make_loader(method, data, cfg, accelerator, seed)
+    shuffle_gen = loader.generator  # shuffles each epoch: its state at an epoch's start is saved
     labelled = loader.dataset.labels is not None  # supervised: targets; SSL: monitoring only
     if sync_batchnorm_wanted(accelerator):
         method.convert_sync_batchnorm()  # online and target alike
@@ -152,6 +185,9 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         on_cpu = accelerator.device.type == "cpu"  # one CPU generator serves both there
         generators = (torch.Generator(accelerator.device).manual_seed(stream),
                       None if on_cpu else torch.Generator().manual_seed(stream))
+    resume = checkpointing.resume if checkpointing is not None else None
+    if resume is not None:
+        method.load_networks(resume["networks"])
     optimizer = build_optimizer(method.online, pre)
     model, optimizer, loader = accelerator.prepare(method.online, optimizer, loader)
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):
@@ -168,15 +204,61 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
     ctx = StepContext(epoch=0, step=0, total_steps=total, total_epochs=pre["epochs"],
                       rank=accelerator.process_index, world_size=accelerator.num_processes,
                       gather=gather, reduce_sum=reduce_sum, seed=seed)
+    start_epoch, skip, images_seen, elapsed = 0, 0, 0, 0.0
+    partial: dict | None = None
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        if accelerator.scaler is not None and resume.get("scaler"):
+            accelerator.scaler.load_state_dict(resume["scaler"])
+        ctx.step, start_epoch, skip = resume["step"], resume["epoch"], resume["batch"]
+        images_seen, elapsed = resume["images_seen"], resume["seconds"]
+        stats.epoch_loss = list(resume["epoch_loss"])
+        torch.set_rng_state(resume["rng"]["torch"])
+        if torch.cuda.is_available() and resume["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(resume["rng"]["cuda"])
+        for gen, state in zip(generators or (), resume["rng"]["augment"]):
+            if gen is not None:
+                gen.set_state(state)
+        shuffle_gen.set_state(resume["rng"]["loader_epoch_start"])
+        method.load_running_state(resume["method"])
+        partial = resume["partial"]
+        for name, value, step in resume["curves"]:
+            log_scalar(name, value, step)
+
+    def state_at(epoch: int, batch: int, epoch_start, loss_sum, log_sums) -> dict:
+        return {"networks": method.network_states(), "optimizer": optimizer.state_dict(),
+                "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
+                "step": ctx.step, "epoch": epoch, "batch": batch, "images_seen": images_seen,
+                "seconds": elapsed + time.perf_counter() - start, "epoch_loss": list(stats.epoch_loss),
+                "rng": {"torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                        "augment": [_generator_state(g) for g in (generators or ())],
+                        "loader_epoch_start": epoch_start},
+                "method": method.running_state(),
+                "partial": {"loss_sum": loss_sum, "log_sums": dict(log_sums)}}
+
     model.train()
-    images_seen, start = 0, time.perf_counter()
-    bar = tqdm(range(pre["epochs"]), desc="  epochs", leave=False, disable=not accelerator.is_main_process)
+    start = time.perf_counter()
+    bar = tqdm(range(start_epoch, pre["epochs"]), desc="  epochs", leave=False,
+               disable=not accelerator.is_main_process)
     for epoch in bar:
         ctx.epoch = epoch
+        epoch_start = shuffle_gen.get_state()
         loss_sum = torch.zeros((), device=accelerator.device)
         log_sums: dict[str, torch.Tensor] = {}
-        for batch in loader:
-            check()  # a failure anywhere (data, last step's optimizer or EMA) stops all here
+        if partial is not None:  # resuming inside this epoch
+            loss_sum = partial["loss_sum"].to(accelerator.device)
+            log_sums = {k: v.to(accelerator.device) for k, v in partial["log_sums"].items()}
+            partial = None
+        for index, batch in enumerate(loader):
+            if index < skip:  # done before the checkpoint (fetching draws no random number)
+                continue
+            # A failure anywhere (data, the last step's optimizer or EMA) stops all here, and so
+            # does a preemption signal on any process: all checkpoint before this batch.
+            signum = preemption.requested()
+            if check(signum is not None) and checkpointing is not None:
+                path = checkpointing.save(state_at(epoch, index, epoch_start, loss_sum, log_sums))
+                raise Preempted(signum or signal.SIGTERM, path)
             *views, labels_or_index = batch
             views = make_views(views, augments, normalize, generators)
             if channels_last:
@@ -189,6 +271,7 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
             loss_sum += loss.float()
             for k, v in logs.items():
                 log_sums[k] = log_sums.get(k, 0.0) + v.float()
+        skip = 0
         # One reduction and one host sync per epoch: the figures of every process, averaged
         # (equal batches per process), so the loss check and the logs are the global batch's.
         names = sorted(log_sums)
@@ -204,7 +287,11 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         for k, v in method.epoch_logs(reduce_sum).items():
             log_scalar(f"train/{k}", v, epoch + 1)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
-    stats.seconds = time.perf_counter() - start
+        last_epoch = epoch + 1 == pre["epochs"]
+        if checkpointing is not None and not last_epoch and \
+                time.monotonic() - checkpointing.last >= checkpointing.every_s:
+            checkpointing.save(state_at(epoch + 1, 0, shuffle_gen.get_state(), torch.zeros(()), {}))
+    stats.seconds = elapsed + time.perf_counter() - start
     stats.steps = ctx.step
     stats.img_per_s = images_seen / stats.seconds if stats.seconds > 0 else 0.0
     return stats

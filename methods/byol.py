@@ -77,6 +77,13 @@ class BYOL(Method):
         self.target.to(device)
         return self
 
+    def network_states(self) -> dict[str, dict]:
+        return {"online": self.online.state_dict(), "target": self.target.state_dict()}
+
+    def load_networks(self, states: dict[str, dict]) -> None:
+        self.online.load_state_dict(states["online"])
+        self.target.load_state_dict(states["target"])
+
     def convert_sync_batchnorm(self) -> None:
         # The target normalises the same global batch as the online network: with per-GPU
         # statistics its projections would come from differently normalised features.
