@@ -106,9 +106,11 @@ start_db() {
     [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/tmp/slurm-local-db.log 2>&1 \
       || die "mariadb-install-db failed (see /tmp/slurm-local-db.log)"
     log "starting mariadbd"
-    # Socket only (no TCP port). The two innodb values are the minimums slurmdbd asks for.
+    # Socket only (no TCP port). innodb_lock_wait_timeout=900 is what slurmdbd asks for; it would also
+    # like a larger buffer pool (it logs "not recommended values: innodb_buffer_pool_size"), which a
+    # test cluster with a few rows does not need.
     setsid mariadbd --user=mysql --datadir=/var/lib/mysql --socket="$DB_SOCKET" --pid-file="$DB_PIDFILE" \
-      --skip-networking --innodb-buffer-pool-size=128M --innodb-lock-wait-timeout=900 --performance-schema=OFF \
+      --skip-networking --innodb-buffer-pool-size=32M --innodb-lock-wait-timeout=900 --performance-schema=OFF \
       --log-error="$LOG_DIR/mariadb.log" </dev/null >/dev/null 2>&1 &
     for _ in $(seq 60); do db_ok && break; sleep 0.5; done
     db_ok || die "mariadbd did not answer within 30s (see $LOG_DIR/mariadb.log)"
@@ -184,6 +186,9 @@ MpiDefault=none
 # No mail on this node (slurmctld otherwise logs "MailProg is invalid").
 MailProg=/bin/true
 ReturnToService=2
+# A cancelled job gets SIGKILL 5 s after SIGTERM (default 30 s; submitit's jobs ignore SIGTERM, so
+# its CPUs stay allocated that long).
+KillWait=5
 JobAcctGatherType=jobacct_gather/linux
 $(accounting_lines "$host")
 $node
