@@ -194,10 +194,14 @@ $(accounting_lines "$host")
 $node
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
-  mv -f "$CONF.new" "$CONF"
+  if cmp -s "$CONF.new" "$CONF"; then rm -f "$CONF.new"; else mv -f "$CONF.new" "$CONF"; CONF_CHANGED=1; fi
 }
 
 start_daemons() {
+  if [ -n "${CONF_CHANGED:-}" ] && pid_alive "$RUN_DIR/slurmctld.pid" && pid_alive "$RUN_DIR/slurmd.pid"; then
+    log "slurm.conf changed: scontrol reconfigure"
+    scontrol reconfigure || die "scontrol reconfigure failed (try: $0 down; $0 up)"
+  fi
   if ! pid_alive "$RUN_DIR/slurmctld.pid"; then
     log "starting slurmctld"
     # -i: ignore state left by an earlier cluster that is incompatible with this conf.
@@ -257,14 +261,14 @@ cmd_down() {
 cmd_status() {
   local rc=0 d
   local daemons="slurmctld slurmd"
-  [ "$ACCOUNTING" = slurmdbd ] && daemons="slurmdbd $daemons"
+  grep -q '^AccountingStorageType=accounting_storage/slurmdbd' "$CONF" 2>/dev/null && daemons="slurmdbd $daemons"
   for d in $daemons; do
     if pid_alive "$RUN_DIR/$d.pid"; then echo "$d: running (pid $(cat "$RUN_DIR/$d.pid"))"
     else echo "$d: stopped"; rc=1; fi
   done
   if pid_alive /run/munge/munged.pid; then echo "munged: running (pid $(cat /run/munge/munged.pid))"
   else echo "munged: stopped"; rc=1; fi
-  if [ "$ACCOUNTING" = slurmdbd ]; then
+  if [ "${daemons%% *}" = slurmdbd ]; then
     if pid_alive "$DB_PIDFILE"; then echo "mariadbd: running (pid $(cat "$DB_PIDFILE"))"
     else echo "mariadbd: stopped"; rc=1; fi
   fi

@@ -78,14 +78,19 @@ def _final_state(job, deadline_s: float = 15) -> str:
 
 
 def test_job_runs_on_slurm_and_ends_completed(slurm_cluster, tmp_path, submitit_warnings):
-    if not slurm_cluster.accounting:
-        pytest.skip("one-node SLURM without accounting (SLURM_LOCAL_ACCOUNTING=none): submitit cannot read job states")
     job = _executor(slurm_cluster, tmp_path).submit(where_am_i, 21)
     _wait_done(job)
     result = job.result()
     assert result["x2"] == 42
     assert result["job_id"] == job.job_id
     assert result["host"].split(".")[0] == socket.gethostname().split(".")[0]
+    if not slurm_cluster.accounting:
+        # SLURM_LOCAL_ACCOUNTING=none: sacct exits 1, submitit has no squeue fallback. The result
+        # still arrives (done() sees the result file), but with the warning and no job state.
+        assert any("status may be inaccurate" in w for w in submitit_warnings())
+        assert _state(job) == "UNKNOWN"
+        pytest.skip("one-node SLURM without accounting (SLURM_LOCAL_ACCOUNTING=none): "
+                    "result checked; submitit cannot read job states")
     assert _final_state(job) == "COMPLETED"
     sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", job.job_id],
                            capture_output=True, text=True, timeout=15, check=True).stdout.split()
