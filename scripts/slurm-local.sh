@@ -16,15 +16,16 @@
 # installs slurmdbd and mariadb-server and runs them locally (about 20 s to install, 5 s to start).
 # SLURM_LOCAL_ACCOUNTING=none: no database; jobcomp/filetxt records finished jobs, which only
 # `sacct --completion` reads (submitit does not), so submitit's warning stays.
+# (In Slurm 22.05 `sacct --completion` also mangles array tasks.) To switch modes: down, then up.
 set -euo pipefail
 
-CONF_DIR=${SLURM_LOCAL_CONF_DIR:-/etc/slurm}
+# The clients (sinfo, sbatch, sacct) and slurmdbd read /etc/slurm by default: keep it there.
+CONF_DIR=/etc/slurm
 CONF=$CONF_DIR/slurm.conf
 STATE_DIR=/var/spool/slurmctld
 SPOOL_DIR=/var/spool/slurmd
 LOG_DIR=/var/log/slurm
 RUN_DIR=/run/slurm
-MUNGE_SOCKET=/run/munge/munge.socket.2
 WAIT_S=${SLURM_LOCAL_WAIT_S:-60}
 ACCOUNTING=${SLURM_LOCAL_ACCOUNTING:-slurmdbd}
 DBD_CONF=$CONF_DIR/slurmdbd.conf
@@ -232,8 +233,8 @@ stop_pidfile() {
   pid=$(cat "$pidfile")
   log "stopping $name (pid $pid)"
   kill -TERM "$pid"
-  for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return 0; }; sleep 0.25; done
-  log "$name did not stop after 10s; sending SIGKILL"
+  for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; return 0; }; sleep 0.25; done
+  log "$name did not stop after 30s; sending SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$pidfile"
 }
