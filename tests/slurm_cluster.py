@@ -1,8 +1,10 @@
 """The one-node SLURM of scripts/slurm-local.sh, for tests (issue 10).
 
 `find_cluster()` answers whether `sinfo` sees a usable node; if not, and this process is root and
-the SLURM daemons are installed, it runs `scripts/slurm-local.sh up` once. It never installs
-packages from inside pytest: CI (and a developer) runs `scripts/slurm-local.sh up` for that.
+the SLURM daemons are installed, it runs `scripts/slurm-local.sh up` once, and the fixture stops
+that cluster again at the end of the session (a cluster that was already up stays up: run `up`
+once yourself to save the ~15 s start per pytest run). It never installs packages from inside
+pytest: CI (and a developer) runs `scripts/slurm-local.sh up` for that.
 Where no cluster can be had, the `slurm_cluster` fixture (tests/conftest.py) skips with ONE reason.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ class SlurmCluster:
     partition: str
     node_state: str
     accounting: bool   # `sacct` answers: submitit can read job states (without it: UNKNOWN forever)
+    started_here: bool  # find_cluster ran `scripts/slurm-local.sh up`; stop_cluster() undoes it
 
 
 def _run(cmd: list[str], timeout: float) -> tuple[int, str]:
@@ -62,16 +65,25 @@ def _first_error(out: str) -> str:
 def find_cluster() -> SlurmCluster | str:
     """A usable cluster, or the one-line reason there is none."""
     state, why = _node_state()
+    started = False
     if state is None:
         if os.geteuid() != 0:
             return f"no one-node SLURM: {why}; `scripts/slurm-local.sh up` needs root"
         if shutil.which("slurmctld") is None:
             return f"no one-node SLURM: {why}; slurm-wlm is not installed (run `scripts/slurm-local.sh up`)"
         rc, out = _run(["bash", str(SCRIPT), "up"], timeout=180)
+        started = True
         if rc != 0:
+            _run(["bash", str(SCRIPT), "down"], timeout=120)
             return f"no one-node SLURM: scripts/slurm-local.sh up failed: {_first_error(out)}"
         state, why = _node_state()
         if state is None:
             return f"no one-node SLURM: scripts/slurm-local.sh up succeeded but sinfo says: {why}"
     rc, _ = _run(["sacct", "-n", "-X", "-j", "1"], timeout=15) if shutil.which("sacct") else (1, "")
-    return SlurmCluster(partition=PARTITION, node_state=state, accounting=rc == 0)
+    return SlurmCluster(partition=PARTITION, node_state=state, accounting=rc == 0, started_here=started)
+
+
+def stop_cluster(cluster: SlurmCluster) -> None:
+    """Stop the cluster if find_cluster started it (one that was already up stays up)."""
+    if cluster.started_here:
+        _run(["bash", str(SCRIPT), "down"], timeout=120)
