@@ -20,11 +20,12 @@ uninterrupted one (tested).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+
+from harness.atomic_io import atomic_torch_save
 
 CHECKPOINTS = "checkpoints"
 KEEP = 2
@@ -36,18 +37,7 @@ def checkpoint_dir(results_dir: Path, pretrain_hash: str) -> Path:
 
 def write_checkpoint(folder: Path, state: dict) -> Path:
     """Atomically write `state` as ckpt-<step>.pt; keep the KEEP newest."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"ckpt-{int(state['step']):09d}.pt"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = atomic_torch_save(folder / f"ckpt-{int(state['step']):09d}.pt", state)
     for old in sorted(folder.glob("ckpt-*.pt"))[:-KEEP]:
         old.unlink(missing_ok=True)
     return path

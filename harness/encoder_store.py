@@ -14,12 +14,12 @@ buffer element (ResNet-18: 44.8 MB; the CPU small-cnn of configs/default.yaml: 0
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+
+from harness.atomic_io import atomic_torch_save
 
 ENCODERS = "encoders"
 
@@ -33,20 +33,10 @@ def save_encoder(path: Path, encoder: nn.Module, train_stats: dict, pretrain_has
     """Write the encoder atomically; an existing file of the same identity is replaced whole.
     `curves`: the pretraining's logged scalars [name, value, step], replayed by evaluation-only
     runs so that every completed run carries its training curves."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     payload = {"state_dict": state, "train_stats": {k: float(v) for k, v in train_stats.items()},
                "pretrain_hash": pretrain_hash, "run_id": str(run_id), "curves": list(curves or [])}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_torch_save(path, payload)
 
 
 def load_encoder(path: Path) -> dict | None:
