@@ -10,7 +10,7 @@ from harness.data import DATASETS
 from harness.data.cards import register_cards
 from harness.errors import UserError
 from harness.evaluation import PROTOCOLS
-from harness.evaluation.transfer import TRANSFER_KINDS, parse_pair
+from harness.evaluation.transfer import check_transfer_kinds, parse_pair
 from harness.method import METHODS, import_methods
 from harness.models.norms import parse_norm
 from harness.encoder_store import encoder_path
@@ -49,9 +49,7 @@ def resolve_selection(cfg: dict) -> tuple[list[str], list[str], list[int], list[
     METHODS.canonical(b["baseline"])
     for pair in cfg["eval"]["transfer"]["pairs"]:
         parse_pair(pair)
-    bad = sorted(set(cfg["eval"]["transfer"]["protocols"]) - set(TRANSFER_KINDS))
-    if bad:
-        raise UserError(f"eval.transfer.protocols: unknown {', '.join(bad)}; valid: {', '.join(TRANSFER_KINDS)}")
+    check_transfer_kinds(cfg["eval"]["transfer"]["protocols"])
     return methods, datasets, seeds, protocols
 
 

@@ -9,6 +9,8 @@ eval.finetune.hflip_p (ours; the papers do not say).
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 
 import numpy as np
 import torch
@@ -40,6 +42,19 @@ def stratified_subset(labels: np.ndarray, percent: float, seed: int) -> np.ndarr
     return np.sort(np.concatenate(chosen))
 
 
+def with_seeded_rng(fn):
+    """Run `fn` (which takes `seed`) with torch's global RNG seeded from it and restored after:
+    its draws (the head's init, dropout) depend on the run seed alone, whatever ran before (a
+    fresh run and an evaluation-only run agree), and no one outside sees a reseed."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        seed = inspect.signature(fn).bind(*args, **kwargs).arguments["seed"]
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return fn(*args, **kwargs)
+    return run
+
+
 @torch.no_grad()
 def predict(model: nn.Module, images: np.ndarray, normalize: Normalize, batch_size: int, device) -> np.ndarray:
     model.eval()
@@ -48,6 +63,7 @@ def predict(model: nn.Module, images: np.ndarray, normalize: Normalize, batch_si
     return torch.cat(out).numpy()
 
 
+@with_seeded_rng
 def finetune(encoder: nn.Module, data: LoadedDataset, train_idx: np.ndarray, cfg: dict, seed: int,
              device: torch.device, val_metric) -> tuple[nn.Module, float, int]:
     """Train a copy of `encoder` + a linear head on train[train_idx]; returns the model of the best
@@ -55,7 +71,6 @@ def finetune(encoder: nn.Module, data: LoadedDataset, train_idx: np.ndarray, cfg
     ft = cfg["eval"]["finetune"]
     multilabel = data.card.task == "multilabel"
     n_out = data.labels["train"].shape[1] if multilabel else data.num_classes
-    torch.manual_seed(seed)
     model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.feat_dim, n_out)).to(device)
     normalize = Normalize(data.card.mean, data.card.std).to(device)
     images = torch.from_numpy(data.images["train"][train_idx])

@@ -29,7 +29,7 @@ from harness.augment import Normalize
 from harness.data import LoadedDataset
 from harness.data.views import as_tensor
 from harness.evaluation.context import PROTOCOLS, EvalContext
-from harness.evaluation.finetune import predict
+from harness.evaluation.finetune import predict, with_seeded_rng
 
 PROTOCOL = "finetune-mlp"
 
@@ -47,6 +47,7 @@ def parameter_change(before: nn.Module, after: nn.Module) -> float:
     return (diff / norm) ** 0.5 if norm > 0 else float("nan")
 
 
+@with_seeded_rng
 def finetune_mlp(encoder: nn.Module, data: LoadedDataset, train_labels: np.ndarray, cfg: dict, seed: int,
                  device: torch.device, val_metric) -> tuple[nn.Sequential, float, int]:
     """Train a copy of `encoder` + the MLP head end to end on the train split; returns the model
@@ -55,7 +56,6 @@ def finetune_mlp(encoder: nn.Module, data: LoadedDataset, train_labels: np.ndarr
     ft = cfg["eval"]["finetune_mlp"]
     multilabel = data.card.task == "multilabel"
     n_out = train_labels.shape[1] if multilabel else data.num_classes
-    torch.manual_seed(seed)
     model = mlp_classifier(copy.deepcopy(encoder), ft["hidden"], n_out).to(device)
     model.requires_grad_(True)  # everything trains, as in the authors' code
     normalize = Normalize(data.card.mean, data.card.std).to(device)

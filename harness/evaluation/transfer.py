@@ -24,7 +24,7 @@ import numpy as np
 
 from harness.data import DATASETS, LoadedDataset
 from harness.data.cards import register_cards
-from harness.data.views import convert_channels, with_channels  # noqa: F401 (convert_channels: re-export)
+from harness.data.views import convert_channels, with_channels  # noqa: F401 (convert_channels: re-export)  # noqa: F401  (re-exported)
 from harness.errors import UserError
 from harness.evaluation.context import PROTOCOLS, EvalContext
 from harness.evaluation.linear import linear_probe
@@ -49,6 +49,13 @@ def parse_pair(text: str) -> tuple[str, str]:
     return a, b
 
 
+def check_transfer_kinds(kinds) -> None:
+    """eval.transfer.protocols must name only linear and finetune."""
+    bad = sorted(set(kinds) - set(TRANSFER_KINDS))
+    if bad:
+        raise UserError(f"eval.transfer.protocols: unknown {', '.join(bad)}; valid: {', '.join(TRANSFER_KINDS)}")
+
+
 def transfer_targets(source: str, pairs: list[str]) -> list[str]:
     """Datasets B that the pairs "A->B" send dataset `source` to."""
     return [b for a, b in map(parse_pair, pairs) if a == source]
@@ -65,9 +72,7 @@ def as_source_input(target: LoadedDataset, source: LoadedDataset) -> LoadedDatas
 @PROTOCOLS.register("transfer", description="pretrain on A, evaluate on B (linear and fine-tune), pairs from eval.transfer.pairs")
 def transfer(ctx: EvalContext) -> dict[str, float]:
     kinds = ctx.cfg["eval"]["transfer"]["protocols"]
-    bad = sorted(set(kinds) - set(TRANSFER_KINDS))
-    if bad:
-        raise UserError(f"eval.transfer.protocols: unknown {', '.join(bad)}; valid: {', '.join(TRANSFER_KINDS)}")
+    check_transfer_kinds(kinds)
     result: dict[str, float] = {}
     for target in transfer_targets(ctx.data.card.name, ctx.cfg["eval"]["transfer"]["pairs"]):
         sub = ctx.on(as_source_input(ctx.load_dataset(target), ctx.data), prefix=f"transfer-{target}-")
