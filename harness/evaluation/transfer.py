@@ -24,7 +24,7 @@ import numpy as np
 
 from harness.data import DATASETS, LoadedDataset
 from harness.data.cards import register_cards
-from harness.data.views import convert_channels, with_channels  # noqa: F401 (convert_channels: re-export)  # noqa: F401  (re-exported)
+from harness.data.views import convert_channels, with_channels  # noqa: F401 (convert_channels: re-export)
 from harness.errors import UserError
 from harness.evaluation.context import PROTOCOLS, EvalContext
 from harness.evaluation.linear import linear_probe
