@@ -134,12 +134,15 @@ def run(argv: list[str] | None = None) -> int:
     cache_dir = Path(cfg["data"]["cache_dir"]) if cfg["data"]["cache_dir"] else results_dir / "cache"
     counts = run_grid(specs, accelerator, results_dir, Path(cfg["data"]["root"]), cache_dir,
                       wait_timeout_h=cfg["run"]["wait_timeout_h"],
-                      checkpoint_every_min=cfg["run"]["checkpoint_every_min"])
+                      checkpoint_every_min=cfg["run"]["checkpoint_every_min"],
+                      stale_after_s=cfg["run"]["stale_after_s"])
     if accelerator.is_main_process:
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
                                  stale_after_s=cfg["run"]["stale_after_s"])
+        elsewhere = counts.get("claimed elsewhere", 0)
         print(f"{counts['COMPLETED']} completed, {counts['FAILED']} failed, "
-              f"{counts['skipped']} skipped (already completed); wrote {path}")
+              f"{counts['skipped']} skipped (already completed)"
+              f"{f', {elsewhere} left to the invocation that holds them' if elsewhere else ''}; wrote {path}")
     return 0
 
 

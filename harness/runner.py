@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from harness import preemption
 from harness.agreement import Agreement
 from harness.checkpoint import checkpoint_dir, latest_checkpoint, remove_checkpoints
+from harness.claims import try_claim
 from harness.data import LoadedDataset, load_dataset_shared
 from harness.encoder_store import encoder_path, load_encoder, save_encoder
 from harness.errors import UserError
@@ -34,6 +35,7 @@ from harness.evaluation.transfer import transfer_targets
 from harness.grid import RunSpec
 from harness.method import METHODS
 from harness.models.backbones import build_encoder
+from harness.results import load_runs
 from harness.models.sync_batchnorm import revert_sync_batchnorm
 from harness.train import Checkpointing, train
 
@@ -232,8 +234,13 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
         return "FAILED"
 
 
+def completed_in_store(runs_dir: Path, run_hash: str) -> bool:
+    return any(r.status == "COMPLETED" and r.config.get("run_hash") == run_hash for r in load_runs(runs_dir))
+
+
 def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, data_root: Path,
-             cache_dir: Path, wait_timeout_h: float = 48.0, checkpoint_every_min: float = 10.0) -> dict[str, int]:
+             cache_dir: Path, wait_timeout_h: float = 48.0, checkpoint_every_min: float = 10.0,
+             stale_after_s: float = 120.0) -> dict[str, int]:
     """Run every spec not already done; returns counts by status. On SIGTERM / SIGUSR2 the run
     in progress checkpoints and `Preempted` propagates (the same command resumes it)."""
     preemption.install()
@@ -271,9 +278,25 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
     bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
     for spec in bar:
         bar.set_postfix_str(spec.label)
-        size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
-        status = sacred_run(spec, get(spec.dataset, size, sub), accelerator, runs_dir,
-                            load_other=lambda name, size=size, sub=sub: get(name, size, sub), agreement=agreement,
-                            checkpoint_every_s=checkpoint_every_min * 60)
+        # Another invocation on this store may hold the run: the main process asks for the
+        # claim, and every process follows its answer.
+        claim = try_claim(results_dir, spec.config["run_hash"], stale_after_s) if accelerator.is_main_process else None
+        if claim is not None and completed_in_store(runs_dir, spec.config["run_hash"]):
+            claim.release()  # finished by another invocation since this grid was expanded
+            claim = None
+        held = [claim is not None]
+        if accelerator.num_processes > 1:
+            broadcast_object_list(held)
+        if not held[0]:
+            counts["claimed elsewhere"] = counts.get("claimed elsewhere", 0) + 1
+            continue
+        try:
+            size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
+            status = sacred_run(spec, get(spec.dataset, size, sub), accelerator, runs_dir,
+                                load_other=lambda name, size=size, sub=sub: get(name, size, sub),
+                                agreement=agreement, checkpoint_every_s=checkpoint_every_min * 60)
+        finally:
+            if claim is not None:
+                claim.release()
         counts[status] = counts.get(status, 0) + 1
     return counts

@@ -110,3 +110,21 @@ def test_a_corrupt_checkpoint_is_set_aside_and_the_previous_one_used(tmp_path, u
     assert scores(resumed) == scores(completed(uninterrupted))
     mine, theirs = encoder_state(results), encoder_state(uninterrupted)
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_two_identical_invocations_started_together_run_each_configuration_once(tmp_path):
+    """Run claims: two copies of one command on one results folder. Every configuration is
+    executed exactly once, and the store holds one COMPLETED run per configuration."""
+    results = tmp_path / "shared"
+    grid = [*GRID[:3], "byol,random-init", "--seeds", "0,1", *GRID[6:-4], "--results-dir", str(results)]
+    procs = [subprocess.Popen([sys.executable, "-c", CLI, *grid], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    statuses = {}
+    for folder in (results / "runs").glob("[0-9]*"):
+        config = json.loads((folder / "config.json").read_text())
+        statuses.setdefault(config["run_hash"], []).append(json.loads((folder / "run.json").read_text())["status"])
+    assert len(statuses) == 4
+    assert all(v == ["COMPLETED"] for v in statuses.values()), statuses
+    assert not list((results / "claims").glob("*.json"))  # every claim released
