@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list methods, datasets, protocols, backbones")
     p.add_argument("--leaderboard", action="store_true", help="only rebuild the leaderboard from results/runs")
     p.add_argument("--dry-run", action="store_true", help="print the grid, run nothing")
+    p.add_argument("--status", action="store_true",
+                   help="the grid's state from the store alone: done, running, interrupted, failed, queued")
     return p
 
 
@@ -108,6 +110,9 @@ def run(argv: list[str] | None = None) -> int:
 
     from harness.grid import expand_grid
     specs = expand_grid(cfg, results_dir / "runs")
+    if args.status:
+        print_status(specs, results_dir / "runs", cfg["run"]["stale_after_s"])
+        return 0
     if args.dry_run:
         # skip: completed; evaluate: its encoder is saved, only evaluation runs; pretrain: both.
         for s in specs:
@@ -144,6 +149,34 @@ def run(argv: list[str] | None = None) -> int:
               f"{counts['skipped']} skipped (already completed)"
               f"{f', {elsewhere} left to the invocation that holds them' if elsewhere else ''}; wrote {path}")
     return 0
+
+
+def print_status(specs, runs_dir: Path, stale_after_s: float) -> None:
+    """One line per run of the grid, from the store: the newest record of its identity decides
+    (done, running with its heartbeat's age, interrupted, failed), else queued."""
+    from datetime import datetime, timezone
+    from harness.results import last_sign_of_life, load_runs, _read_json
+
+    newest = {}
+    for record in load_runs(runs_dir, stale_after_s):
+        newest[record.config.get("run_hash")] = record
+    states = []
+    for spec in specs:
+        record = newest.get(spec.config["run_hash"])
+        if spec.done:
+            state = "done"
+        elif record is None:
+            state = "queued" if spec.action == "pretrain" else "queued (evaluate only)"
+        elif record.status == "RUNNING":
+            seen = last_sign_of_life(_read_json(record.path / "run.json") or {})
+            age = (datetime.now(timezone.utc) - seen).total_seconds() if seen else float("nan")
+            state = f"running (run {record.run_id}, heartbeat {age:.0f} s ago)"
+        else:
+            state = f"{record.status.lower()} (run {record.run_id}{': ' + record.fail_reason if record.fail_reason else ''})"
+        states.append(state.split(" ")[0])
+        print(f"{state.split(' (')[0]:<12} {spec.label}  {state[len(state.split(' (')[0]):].strip()}")
+    counts = {k: states.count(k) for k in ("done", "running", "interrupted", "failed", "queued")}
+    print(", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
 def _cuda_available() -> bool:
