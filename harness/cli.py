@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leaderboard", action="store_true", help="only rebuild the leaderboard from results/runs")
     p.add_argument("--dry-run", action="store_true", help="print the grid, run nothing")
     p.add_argument("--status", action="store_true",
-                   help="the grid's state from the store alone: done, running, interrupted, failed, queued")
+                   help="the grid's state from the store alone: done, evaluating, running, interrupted, failed, queued")
     return p
 
 
@@ -155,7 +155,8 @@ def print_status(specs, runs_dir: Path, stale_after_s: float) -> None:
     """One line per run of the grid, from the store: the newest record of its identity decides
     (done, running with its heartbeat's age, interrupted, failed), else queued."""
     from datetime import datetime, timezone
-    from harness.results import last_sign_of_life, load_runs, _read_json
+    from harness.encoder_store import encoder_path
+    from harness.results import _read_json, last_sign_of_life, load_runs
 
     newest = {}
     for record in load_runs(runs_dir, stale_after_s):
@@ -170,12 +171,14 @@ def print_status(specs, runs_dir: Path, stale_after_s: float) -> None:
         elif record.status == "RUNNING":
             seen = last_sign_of_life(_read_json(record.path / "run.json") or {})
             age = (datetime.now(timezone.utc) - seen).total_seconds() if seen else float("nan")
-            state = f"running (run {record.run_id}, heartbeat {age:.0f} s ago)"
+            # Its encoder is saved once pretraining ends: from then on it is evaluating.
+            doing = "evaluating" if encoder_path(runs_dir.parent, spec.config["pretrain_hash"]).exists() else "running"
+            state = f"{doing} (run {record.run_id}, heartbeat {age:.0f} s ago)"
         else:
             state = f"{record.status.lower()} (run {record.run_id}{': ' + record.fail_reason if record.fail_reason else ''})"
         states.append(state.split(" ")[0])
         print(f"{state.split(' (')[0]:<12} {spec.label}  {state[len(state.split(' (')[0]):].strip()}")
-    counts = {k: states.count(k) for k in ("done", "running", "interrupted", "failed", "queued")}
+    counts = {k: states.count(k) for k in ("done", "evaluating", "running", "interrupted", "failed", "queued")}
     print(", ".join(f"{v} {k}" for k, v in counts.items()))
 
 

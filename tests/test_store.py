@@ -105,7 +105,7 @@ def test_a_killed_run_shows_as_interrupted_and_is_run_again(tmp_path, capsys):
     assert f"re-runs interrupted run {killed[0]['id']}" in capsys.readouterr().out
     assert main([*args, "--status"]) == 0
     status = capsys.readouterr().out
-    assert status.startswith("interrupted") and "0 done, 0 running, 1 interrupted" in status
+    assert status.startswith("interrupted") and "0 done, 0 evaluating, 0 running, 1 interrupted" in status
 
     assert main([*args[:-4], "--set", "run.stale_after_s=1"]) == 0  # the same grid, 1 epoch
     after = runs(results)
