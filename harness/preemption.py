@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 _received: list[int] = []
@@ -26,17 +28,22 @@ def _handle(signum, frame):
     _received.append(signum)
 
 
-def install() -> None:
-    """Route the preemption signals to the flag (main thread only, as Python requires)."""
-    if threading.current_thread() is threading.main_thread():
-        for sig in SIGNALS:
-            signal.signal(sig, _handle)
+@contextmanager
+def handled() -> Iterator[None]:
+    """Within the block, the preemption signals set the flag (main thread only, as Python
+    requires); the previous handlers come back after it, and the flag starts clear."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received.clear()
+    previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def requested() -> int | None:
     """The first preemption signal received, or None."""
     return _received[0] if _received else None
-
-
-def clear() -> None:
-    _received.clear()

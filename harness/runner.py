@@ -12,6 +12,7 @@ import functools
 import importlib.metadata
 import json
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -24,6 +25,7 @@ from accelerate.utils import broadcast_object_list, get_grad_scaler, set_seed
 from tqdm.auto import tqdm
 
 from harness import preemption
+from harness.preemption import Preempted
 from harness.agreement import Agreement
 from harness.checkpoint import checkpoint_dir, latest_checkpoint, remove_checkpoints
 from harness.claims import try_claim
@@ -243,7 +245,13 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
              stale_after_s: float = 120.0) -> dict[str, int]:
     """Run every spec not already done; returns counts by status. On SIGTERM / SIGUSR2 the run
     in progress checkpoints and `Preempted` propagates (the same command resumes it)."""
-    preemption.install()
+    with preemption.handled():
+        return _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeout_h,
+                         checkpoint_every_min, stale_after_s)
+
+
+def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeout_h,
+              checkpoint_every_min, stale_after_s) -> dict[str, int]:
     runs_dir = results_dir / "runs"
     agreement = Agreement(accelerator.num_processes, wait_timeout_h * 3600)
     # Every process must agree on what to run: the main process's view of the store decides.
@@ -278,6 +286,9 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
     bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
     for spec in bar:
         bar.set_postfix_str(spec.label)
+        signum = preemption.requested()
+        if agreement.check(signum is not None):  # a signal between runs: stop before the next
+            raise Preempted(signum or signal.SIGTERM)
         # Another invocation on this store may hold the run: the main process asks for the
         # claim, and every process follows its answer.
         claim = try_claim(results_dir, spec.config["run_hash"], stale_after_s) if accelerator.is_main_process else None
