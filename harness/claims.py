@@ -5,7 +5,8 @@
 A claim is taken by an atomic exclusive create (O_CREAT | O_EXCL, which NFS honours; no
 flock), refreshed by a heartbeat thread that rewrites it through a temporary file and a rename,
 and removed when the run ends (completed, failed or interrupted: the next command may then
-resume it). A claim whose heartbeat is older than `stale_after_s` belongs to a dead process:
+resume it). A claim whose heartbeat is older than `stale_after_s`, or one of this host whose
+process is gone, belongs to a dead process:
 whoever renames it away first (rename is atomic: one taker wins, the others get ENOENT) takes
 the run over.
 """
@@ -62,6 +63,22 @@ class Claim:
         self.release()
 
 
+def _dead(held: dict, stale_after_s: float) -> bool:
+    """A claim's holder is gone: its heartbeat is stale, or it was this host's and its process
+    no longer exists (a SIGKILL leaves a fresh-looking claim behind)."""
+    age = time.time() - held["heartbeat"] if "heartbeat" in held else float("inf")
+    if age > stale_after_s:
+        return True
+    if held.get("host") == socket.gethostname():
+        try:
+            os.kill(int(held["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, KeyError, ValueError, TypeError):
+            return False
+    return False
+
+
 def try_claim(results_dir: Path, run_hash: str, stale_after_s: float) -> Claim | None:
     """The claim on `run_hash`, or None when a live process holds it."""
     folder = Path(results_dir) / CLAIMS
@@ -72,8 +89,7 @@ def try_claim(results_dir: Path, run_hash: str, stale_after_s: float) -> Claim |
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             held = read_claim(path)
-            age = time.time() - held["heartbeat"] if held and "heartbeat" in held else float("inf")
-            if held is not None and age <= stale_after_s:
+            if held is not None and not _dead(held, stale_after_s):
                 return None
             aside = path.with_name(f".{path.name}.stale-{uuid.uuid4().hex}")
             try:  # stale (or unreadable): move it aside; only one taker's rename succeeds
