@@ -24,7 +24,6 @@ import copy
 import json
 import statistics
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ from harness.errors import UserError
 from harness.method import METHODS, Method, StepContext, import_methods
 from harness.models.backbones import build_encoder
 from harness.optim import build_optimizer
+from harness.peak_memory import PeakMemory
 from harness.train import train_step
 
 NUM_CLASSES = 10
@@ -84,49 +84,20 @@ def build(name: str, cfg: dict, channels: int, accelerator: Accelerator, total_s
     return Bench(name, method, model, optimizer, ctx, pre["lr"], pre["max_grad_norm"])
 
 
-class PeakResident:
-    """Peak resident set size (MB) of this process between start() and stop(), sampled every 10 ms
-    by a daemon thread that sleeps in between."""
-
-    def __init__(self):
-        import psutil
-        self._proc, self._active, self.peak_mb = psutil.Process(), threading.Event(), 0.0
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _sample(self):
-        while True:
-            self._active.wait()
-            self.peak_mb = max(self.peak_mb, self._proc.memory_info().rss / 2**20)
-            time.sleep(0.01)
-
-    def start(self):
-        self.peak_mb = self._proc.memory_info().rss / 2**20
-        self._active.set()
-
-    def stop(self) -> float:
-        self._active.clear()
-        self.peak_mb = max(self.peak_mb, self._proc.memory_info().rss / 2**20)
-        return self.peak_mb
-
-
-def timed_step(bench: Bench, views, labels, accelerator: Accelerator, sampler: PeakResident | None
+def timed_step(bench: Bench, views, labels, accelerator: Accelerator, sampler: PeakMemory
                ) -> tuple[float, float]:
     """(seconds, peak memory MB) of one train_step."""
     cuda = accelerator.device.type == "cuda"
     bench.ctx.labels = labels
     if cuda:
         torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        sampler.start()
+    sampler.start()
     start = time.perf_counter()
     train_step(bench.method, bench.model, bench.optimizer, accelerator, views, bench.ctx, bench.lr,
                bench.max_grad_norm)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    if cuda:
-        return seconds, torch.cuda.max_memory_allocated() / 2**20
     return seconds, sampler.stop()
 
 
@@ -148,7 +119,7 @@ def run(args) -> list[dict]:
              for _ in range(2)]
     labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
     labels[torch.rand(args.batch_size, device=device) < UNLABELED_FRACTION] = -1
-    sampler = None if device.type == "cuda" else PeakResident()
+    sampler = PeakMemory(device)
 
     for bench in benches:
         for _ in range(args.warmup):

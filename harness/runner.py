@@ -14,7 +14,6 @@ import json
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -39,39 +38,10 @@ from harness.method import METHODS
 from harness.models.backbones import build_encoder
 from harness.results import load_runs
 from harness.models.sync_batchnorm import revert_sync_batchnorm
+from harness.peak_memory import peak_memory
 from harness.train import Checkpointing, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-class PeakMemory:
-    """Peak memory during a block: CUDA max allocated, or on CPU the peak resident set size
-    sampled every 20 ms by a thread (the process-wide ru_maxrss never goes down across runs)."""
-
-    def __init__(self, device: torch.device):
-        self.device, self.peak_mb, self._stop = device, 0.0, threading.Event()
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            import psutil
-            proc = psutil.Process()
-
-            def sample():
-                while not self._stop.wait(0.02):
-                    self.peak_mb = max(self.peak_mb, proc.memory_info().rss / 2**20)
-            self.peak_mb = proc.memory_info().rss / 2**20
-            self._thread = threading.Thread(target=sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
-        else:
-            self._stop.set()
-            self._thread.join()
 
 
 def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_scalar, info: dict,
@@ -128,7 +98,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
                 curves.append([name, float(value), int(step)])
                 log_scalar(name, value, step)
 
-            with PeakMemory(accelerator.device) as mem:
+            with peak_memory(accelerator.device) as mem:
                 stats = train(method, data, config, accelerator, seed, log_and_keep, agreement, checkpointing)
             costs = {"img_per_s": stats.img_per_s, "seconds": stats.seconds, "peak_mem_mb": mem.peak_mb}
             info["pretrain_steps"] = stats.steps
