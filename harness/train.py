@@ -251,7 +251,9 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
             log_sums = {k: v.to(accelerator.device) for k, v in partial["log_sums"].items()}
             partial = None
         for index, batch in enumerate(loader):
-            if index < skip:  # done before the checkpoint (fetching draws no random number)
+            # Done before the checkpoint. With the batched backend fetching draws no random
+            # number, so resuming is exact; the v2 backend's per-image transforms would draw.
+            if index < skip:
                 continue
             # A failure anywhere (data, the last step's optimizer or EMA) stops all here, and so
             # does a preemption signal on any process: all checkpoint before this batch.
