@@ -77,14 +77,11 @@ def _list_overrides(args) -> list[str]:
 
 def print_listing() -> None:
     from harness.data import DATASETS, LOADERS
-    from harness.data.cards import register_cards
     from harness.evaluation import PROTOCOLS
-    from harness.method import import_methods
+    from harness.method import METHODS
     from harness.models.backbones import BACKBONES
 
-    methods = import_methods()
-    register_cards()
-    for title, reg in (("methods", methods), ("datasets", DATASETS), ("protocols", PROTOCOLS),
+    for title, reg in (("methods", METHODS), ("datasets", DATASETS), ("protocols", PROTOCOLS),
                        ("backbones", BACKBONES), ("dataset formats", LOADERS)):
         print(f"{title}:")
         width = max(len(n) for n in reg.names())
@@ -98,7 +95,7 @@ def run(argv: list[str] | None = None) -> int:
         print_listing()
         return 0
     from harness.config import load_config
-    from harness.leaderboard import write_leaderboard
+    from harness.report.leaderboard import write_leaderboard
 
     results_dir = Path(args.results_dir)
     cfg = load_config(args.config, [*_list_overrides(args), *args.set])
@@ -108,7 +105,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
         return 0
 
-    from harness.grid import expand_grid
+    from harness.plan.grid import expand_grid
     specs = expand_grid(cfg, results_dir / "runs")
     if args.status:
         print_status(specs, results_dir / "runs", cfg["run"]["stale_after_s"])
@@ -130,7 +127,7 @@ def run(argv: list[str] | None = None) -> int:
             download_dataset(name, Path(cfg["data"]["root"]))
 
     from accelerate import Accelerator, DataLoaderConfiguration
-    from harness.runner import run_grid
+    from harness.run.grid_runner import run_grid
 
     # non_blocking: host-to-device batch copies overlap compute (the loader pins memory on CUDA).
     accelerator = Accelerator(mixed_precision=cfg["pretrain"]["mixed_precision"],
@@ -155,8 +152,8 @@ def print_status(specs, runs_dir: Path, stale_after_s: float) -> None:
     """One line per run of the grid, from the store: the newest record of its identity decides
     (done, running with its heartbeat's age, interrupted, failed), else queued."""
     from datetime import datetime, timezone
-    from harness.encoder_store import encoder_path
-    from harness.results import _read_json, last_sign_of_life, load_runs
+    from harness.store.encoders import encoder_path
+    from harness.store.records import _read_json, last_sign_of_life, load_runs
 
     newest = {}
     for record in load_runs(runs_dir, stale_after_s):
@@ -194,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        from harness.preemption import Preempted
+        from harness.training.preemption import Preempted
         if isinstance(exc, Preempted):  # checkpointed: the same command resumes
             print(f"interrupted: {exc}; run the same command to resume", file=sys.stderr)
             return 128 + exc.signum

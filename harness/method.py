@@ -3,12 +3,10 @@
 The runner builds `Method(encoder, ...)`, prepares `method.online` with Accelerate (the EMA
 target, if any, stays outside `prepare`), and per batch calls `training_step`, then after each
 optimizer step `after_optimizer_step`. Methods register with `@METHODS.register("name")` in a
-module of the `methods/` package; importing the package registers them all.
+module of the `methods/` package; METHODS imports every module there on its first lookup.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -16,9 +14,10 @@ import torch
 import torch.nn as nn
 
 from harness.errors import UserError
-from harness.registry import Registry
+from harness.registry import Registry, import_submodules
 
-METHODS = Registry("method")
+# Filled on first lookup by importing every module of the `methods` package.
+METHODS = Registry("method", discover=lambda: import_submodules("methods"))
 
 
 @dataclass
@@ -31,7 +30,7 @@ class StepContext:
     rank: int = 0
     world_size: int = 1
     # Cross-process tools; under DDP each first meets the other processes at a check
-    # (harness.agreement), so a failure elsewhere raises here instead of hanging.
+    # (harness.training.agreement), so a failure elsewhere raises here instead of hanging.
     gather: Callable[[torch.Tensor], torch.Tensor] = lambda t: t      # all_gather, concatenated
     reduce_sum: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # all_reduce(SUM)
     labels: torch.Tensor | None = None  # only for monitoring in SSL methods, never for training
@@ -135,11 +134,3 @@ class Method:
                 raise UserError(f"method_options.{name}.{key} wants a {type(default).__name__}, got {value!r}")
             out[key] = type(default)(value) if isinstance(default, float) else value
         return out
-
-
-def import_methods() -> Registry:
-    """Import every module in the `methods` package so that each registers itself."""
-    import methods
-    for info in pkgutil.iter_modules(methods.__path__):
-        importlib.import_module(f"methods.{info.name}")
-    return METHODS

@@ -2,11 +2,15 @@
 
 Modelled on timm's model registry: a decorator registers a builder under a name next to its
 definition, `select("byol*")` filters with wildcards, and an unknown name fails with a message
-that lists the valid ones.
+that lists the valid ones. A registry may be given `discover`, called once on its first lookup,
+which imports the modules (or reads the cards) that register into it: nobody has to remember
+to import them first.
 """
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import pkgutil
 from typing import Any, Callable, Iterable
 
 from harness.errors import UserError
@@ -19,8 +23,9 @@ class UnknownNameError(UserError):
 class Registry:
     """Name -> object, with aliases, one-line descriptions and wildcard selection."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, discover: Callable[[], None] | None = None):
         self.kind = kind
+        self._discover = discover
         self._entries: dict[str, Any] = {}
         self._descriptions: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
@@ -50,8 +55,20 @@ class Registry:
                 raise ValueError(f"{self.kind} alias {alias!r} is registered twice")
             self._aliases[alias] = name
 
+    def _discovered(self) -> None:
+        """Run `discover` once, before the first lookup. Cleared first, since discovery registers
+        through `add` and may look names up; restored if it fails, so the error comes back."""
+        discover, self._discover = self._discover, None
+        if discover is not None:
+            try:
+                discover()
+            except BaseException:
+                self._discover = discover
+                raise
+
     def canonical(self, name: str) -> str:
         """The registered name for `name` or one of its aliases; UnknownNameError otherwise."""
+        self._discovered()
         if name in self._entries:
             return name
         if name in self._aliases:
@@ -63,9 +80,11 @@ class Registry:
         return self._entries[self.canonical(name)]
 
     def __contains__(self, name: str) -> bool:
+        self._discovered()
         return name in self._entries or name in self._aliases
 
     def names(self) -> list[str]:
+        self._discovered()
         return sorted(self._entries)
 
     def describe(self, name: str) -> str:
@@ -92,3 +111,10 @@ class Registry:
         if not chosen:
             raise UserError(f"no {self.kind} selected; valid {self.kind}s: {', '.join(self.names())}")
         return chosen
+
+
+def import_submodules(package: str) -> None:
+    """Import every module of `package`: each registers what it defines on import."""
+    pkg = importlib.import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{package}.{info.name}")

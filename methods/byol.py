@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from harness.byol_loss import ema_tau, symmetric_byol_loss, update_ema
+from harness.losses.ema import ema_tau, update_ema
+from harness.losses.byol import symmetric_byol_loss
 from harness.method import METHODS, Method, StepContext
 from harness.models.heads import MLPHead
 

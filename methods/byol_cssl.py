@@ -4,7 +4,7 @@ are the authors'; the formula, t = 0.1, b = 0 and lam = 1.0 are ours (see method
 from __future__ import annotations
 
 from harness.method import METHODS
-from methods.byol_ccsl import CrossSimilarityBYOL
+from methods.base_cross_similarity import CrossSimilarityBYOL
 
 
 @METHODS.register("byol-cssl", description="BYOL + CSSL, cross-sigmoid BCE on in-batch pairs labelled by "

@@ -9,8 +9,8 @@ of TracIn's two-view sum.
 from __future__ import annotations
 
 from harness.method import METHODS
-from harness.positives import nearest_neighbour_scores
-from methods.byol_tracin import ExtraPositiveBYOL
+from harness.losses.extra_positive import nearest_neighbour_scores
+from methods.base_extra_positive import ExtraPositiveBYOL
 
 
 @METHODS.register("byol-nn", description="control (ours): BYOL + an extra positive per image, the "

@@ -2,7 +2,6 @@
 `supervised` is the same encoder trained with labels, the upper reference."""
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from harness import augment as A
+from harness.training import augment as A
 from harness.config import DEFAULTS
 
 

@@ -52,9 +52,7 @@ def test_tiny_benchmark_run_on_a_user_card(tmp_path, kind):
     import dataclasses
 
     from harness.data import DATASETS
-    from harness.data.cards import register_cards
 
-    register_cards()
     data_root = tmp_path / "data"
     name = f"my-{kind}"
     if kind == "imagefolder":

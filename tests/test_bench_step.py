@@ -1,10 +1,10 @@
-"""harness.bench_step: one JSON line per method with the contract's fields, built like a run,
-extra-term warm-up off, timed through harness.train.train_step."""
+"""benchmarks.step: one JSON line per method with the contract's fields, built like a run,
+extra-term warm-up off, timed through harness.training.loop.train_step."""
 import json
 
 import pytest
 
-import harness.bench_step as bench_step
+import benchmarks.step as bench_step
 from harness.config import load_config
 
 

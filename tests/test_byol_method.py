@@ -4,14 +4,14 @@ import copy
 import pytest
 import torch
 
-from harness.byol_loss import cosine_ema_schedule
+from harness.losses.ema import cosine_ema_schedule
 from harness.config import DEFAULTS
-from harness.method import StepContext, import_methods
+from harness.method import METHODS, StepContext
 from harness.models.backbones import build_backbone
 
 
 def small_byol(tau_base=0.9):
-    methods = import_methods()
+    methods = METHODS
     cfg = copy.deepcopy(DEFAULTS)
     cfg["byol"].update(proj_hidden=16, proj_dim=8, pred_hidden=16, tau_base=tau_base)
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.method import METHODS, import_methods
+from harness.method import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--set", "backbone.width=4",
@@ -63,7 +63,6 @@ def test_end_to_end_writes_sacred_runs_and_leaderboard_then_skips(tmp_path, caps
 
 
 def test_failed_run_is_recorded_and_the_grid_goes_on(tmp_path, capsys):
-    import_methods()
     byol = METHODS.get("byol")
     if "test-nan" not in METHODS:
         class NanLoss(byol):
@@ -126,7 +125,7 @@ def test_transfer_pair_sharing_an_image_source_exits_2_with_one_line(tmp_path, c
 def test_medical_paper_config_has_no_leaking_transfer_pair(capsys):
     """The shipped config resolves (its pairs pass the source check) and no longer holds isic->dermamnist."""
     from harness.config import load_config
-    from harness.grid import resolve_selection
+    from harness.plan.grid import resolve_selection
     cfg = load_config(ROOT / "configs/medical-paper.yaml")
     assert cfg["eval"]["transfer"]["pairs"] == ["chestxray14->pneumonia"]
     resolve_selection(cfg)

@@ -4,8 +4,8 @@ import math
 from pathlib import Path
 
 from harness.config import load_config
-from harness.grid import expand_grid
-from harness.method import METHODS, import_methods
+from harness.plan.grid import expand_grid
+from harness.method import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,7 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_fashion_cpu_grid_runs_every_method_with_enough_seeds(tmp_path):
     cfg = load_config(ROOT / "configs/fashion-cpu.yaml")
     specs = expand_grid(cfg, tmp_path / "runs")
-    import_methods()
     methods = METHODS.select("all")
     assert sorted({s.method for s in specs}) == sorted(methods) and {s.dataset for s in specs} == {"fashion-mnist"}
     n_seeds = len({s.seed for s in specs})

@@ -10,7 +10,8 @@ import pytest
 import harness.data.cache as cache_mod
 from fixtures_data import make_isic, make_medmnist, write_corrupt
 from harness.data import load_dataset
-from harness.data.cards import get_card, load_from_card
+from harness.data.catalog import get_card
+from harness.data.load import load_from_card
 from harness.data.images import CorruptImageWarning
 from harness.errors import UserError
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.data.cards import CARDS_DIR, DATASETS, LOADERS, REPO_ROOT, DatasetCard, get_card, register_cards
+from harness.data.catalog import CARDS_DIR, DATASETS, LOADERS, REPO_ROOT, get_card
+from harness.data.card import DatasetCard
 from harness.errors import UserError
 
 EXPECTED = ["chestmnist", "chestxray14", "dermamnist", "digits", "hf-example", "imagefolder-example",
@@ -13,7 +14,6 @@ EXPECTED = ["chestmnist", "chestxray14", "dermamnist", "digits", "hf-example", "
 
 
 def test_every_card_loads_and_names_a_registered_loader():
-    register_cards()
     assert set(EXPECTED) <= set(DATASETS.names())
     for name in EXPECTED:
         card = get_card(name)
@@ -74,7 +74,7 @@ def test_bad_cards_are_user_errors(tmp_path: Path, text: str, problem: str):
 
 
 def test_unknown_loader_option_is_a_user_error(tmp_path: Path):
-    from harness.data.cards import load_from_card
+    from harness.data.load import load_from_card
     card = DatasetCard(name="x", loader="imagefolder", root="x", options={"group_patern": "a"})
     (tmp_path / "x").mkdir()
     with pytest.raises(UserError, match="unknown option.*group_patern.*valid options"):

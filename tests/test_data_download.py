@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from fixtures_data import make_isic, make_medmnist, make_stl10
-from harness.data.cards import get_card, load_from_card
+from harness.data.catalog import get_card
+from harness.data.load import load_from_card
 from harness.data.download import download_card, download_dataset
 from harness.errors import UserError
 

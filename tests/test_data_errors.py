@@ -154,7 +154,8 @@ def test_one_warning_for_corrupt_files_in_several_splits(tmp_path: Path):
 
 def test_bad_group_pattern(tmp_path: Path):
     import dataclasses
-    from harness.data.cards import get_card, load_from_card
+    from harness.data.catalog import get_card
+    from harness.data.load import load_from_card
     make_imagefolder(tmp_path / "my_images", per_class=2)
     card = dataclasses.replace(get_card("imagefolder-example"), options={"group_pattern": "person(\\d+"})
     with pytest.raises(UserError, match="group_pattern .* is not a regular expression"):

@@ -12,8 +12,8 @@ import pytest
 
 from fixtures_data import make_idx, write_idx
 from harness.data import load_dataset
-from harness.data.cards import get_card
-from harness.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from harness.data.catalog import get_card
+from harness.data.formats.idx import IMAGES_MAGIC, LABELS_MAGIC
 from harness.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_truncated_or_mismatched_files_are_refused(tmp_path: Path, file, transfo
 
 
 def test_label_count_must_match_image_count(tmp_path: Path):
-    files = make_idx(tmp_path / "mnist", n_test=10)
+    make_idx(tmp_path / "mnist", n_test=10)
     write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte", np.zeros(9, np.uint8))
     with pytest.raises(UserError, match=r"t10k-labels-idx1-ubyte\.gz: 9 labels for the 10 images"):
         load_dataset("mnist", tmp_path)

@@ -1,6 +1,6 @@
 """RAM at real sizes: datasets are memory-mapped from the decoded cache (one copy per machine,
 decoded by one process), and pretraining reads train + unlabeled through a view, never a
-concatenated copy. The figures at STL10's size come from `python -m harness.bench_memory`."""
+concatenated copy. The figures at STL10's size come from `python -m benchmarks.memory`."""
 import json
 import subprocess
 import sys
@@ -14,16 +14,17 @@ import torch
 from accelerate import Accelerator
 
 from fixtures_data import make_stl10
-from harness.augment import Normalize, ViewDataset
-from harness.bench_step import build_method
+from harness.training.augment import Normalize, ViewDataset
+from benchmarks.step import build_method
 from harness.config import load_config
 from harness.data import ConcatImages, load_dataset, load_dataset_shared
-from harness.data.views import ChannelsView, as_tensor, convert_channels, with_channels
+from harness.data.images import array_to_channels
+from harness.data.views import ChannelsView, as_tensor, with_channels
 from harness.errors import UserError
 from harness.evaluation.context import extract_features
-from harness.method import import_methods
+
 from harness.models.backbones import build_backbone
-from harness.train import make_loader
+from harness.training.loader import make_loader
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +75,6 @@ def test_pretrain_view_indexes_train_then_unlabeled_without_concatenating(stl10)
 
 def test_training_loader_reads_the_view_and_its_batches_are_the_images(stl10):
     data, _, _ = stl10
-    import_methods()
     cfg = load_config(None, ["backbone.width=4", "byol.proj_hidden=16", "byol.pred_hidden=16",
                              "byol.proj_dim=8", "pretrain.batch_size=8", "pretrain.drop_last=false"])
     method = build_method("byol", cfg, channels=3)
@@ -103,7 +103,7 @@ def test_features_and_channel_views_read_memory_maps_batch_by_batch(stl10):
 
     gray = with_channels(data.images["test"], 1)   # a transfer target in a grey source's channels
     assert isinstance(gray, ChannelsView) and gray.shape == (10, 1, 96, 96)
-    want = convert_channels(truth["test_x"], 1)
+    want = array_to_channels(truth["test_x"], 1)
     np.testing.assert_array_equal(gray[[4, 1]], want[[4, 1]])
     np.testing.assert_array_equal(gray[2], want[2])
     np.testing.assert_array_equal(with_channels(gray, 3)[0:2], np.repeat(want[0:2], 3, axis=1))
@@ -170,7 +170,7 @@ def test_bad_view_input_is_refused():
 def test_bench_memory_shows_the_cache_pages_shared_by_two_processes(tmp_path, capsys):
     """The benchmark at a tiny size: each process maps every page of the cache, and its
     proportional share (Pss) of those pages is half their Rss: one copy, two processes."""
-    from harness.bench_memory import main
+    from benchmarks.memory import main
     assert main(["--train", "90", "--val", "10", "--test", "20", "--unlabeled", "300", "--batches", "2",
                  "--tmp", str(tmp_path)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -179,5 +179,7 @@ def test_bench_memory_shows_the_cache_pages_shared_by_two_processes(tmp_path, ca
     for r in summary["per_process"]:
         assert abs(r["touched_cache_Rss"] - cache_mib) < 1, r
         assert abs(r["touched_cache_Pss"] - cache_mib / 2) < 1, r
-        assert r["touched_Anonymous"] - r["imported_Anonymous"] < cache_mib / 4, r   # nothing copied privately
+        # Nothing copied privately: a copy would add the whole cache; imports and the loader's
+        # own buffers on the way add a few MiB (2.9 on this machine's packages).
+        assert r["touched_Anonymous"] - r["imported_Anonymous"] < cache_mib / 2, r
     assert list(tmp_path.iterdir()) == []   # the synthetic cache is deleted

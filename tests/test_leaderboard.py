@@ -1,5 +1,5 @@
-"""harness.leaderboard on a fake Sacred run store with known values: the tables and JSON carry
-exactly harness.stats' numbers (seed-paired), the ranking, provenance, failed runs, transfer
+"""harness.report.leaderboard on a fake Sacred run store with known values: the tables and JSON carry
+exactly harness.report.stats' numbers (seed-paired), the ranking, provenance, failed runs, transfer
 and cost tables, figures, strict JSON, and the same output when rebuilt."""
 import json
 import math
@@ -8,10 +8,21 @@ import re
 import numpy as np
 import pytest
 
-from harness import stats
-from harness.leaderboard import write_leaderboard
-from harness.leaderboard_stats import CellKey, choose_primary_metric, compare_by_seed, transfer_target
-from harness.leaderboard_tables import pipe_table
+from harness.report import stats
+from harness.report.leaderboard import write_leaderboard
+from harness.report.cells import CellKey, choose_primary_metric, compare_by_seed, transfer_target
+from harness.report.tables import pipe_table
+
+
+def reference_comparisons(table, baseline, alpha=0.05):
+    """Brute force of a cell's comparisons on values aligned by seed: each method's paired
+    comparison with the baseline, Holm over the methods, the verdict."""
+    records = {m: stats.paired_comparison(v, table[baseline]) for m, v in table.items() if m != baseline}
+    for record, p_holm in zip(records.values(), stats.holm([r["p_wilcoxon"] for r in records.values()])):
+        record["p_holm"] = float(p_holm)
+        record["verdict"] = stats.verdict(record["p_holm"], record["diff"], record["min_attainable_p"],
+                                          alpha, True, family_size=len(records))
+    return records
 
 METHODS = ("byol", "byol-tracin", "random-init")
 SHIFT = {"byol": 0.0, "byol-tracin": 0.03, "random-init": -0.2}   # per-method offset of every score
@@ -131,10 +142,10 @@ def test_summaries_equal_summarize_on_the_known_values(board):
                         assert record[key] == pytest.approx(expected[key], rel=1e-12), key
 
 
-def test_paired_numbers_equal_compare_to_baseline_when_all_seeds_present(board):
+def test_paired_numbers_equal_the_reference_when_all_seeds_present(board):
     _, _, records = board
     table = {m: [seed_values("digits", "linear", "accuracy", m)[s] for s in SEEDS] for m in METHODS}
-    expected = stats.compare_to_baseline(table, "byol")
+    expected = reference_comparisons(table, "byol")
     for method, exp in expected.items():
         record = find(records, "digits", "linear", "accuracy", method)
         for key in ("diff", "diff_ci_low", "diff_ci_high", "p_wilcoxon", "p_ttest", "p_holm"):
@@ -266,11 +277,11 @@ def test_no_baseline_runs_and_an_empty_store(tmp_path):
     assert all(r["diff"] is None and r["baseline"] is None for r in records)
 
 
-def test_compare_by_seed_equals_compare_to_baseline_on_aligned_values():
+def test_compare_by_seed_equals_the_reference_on_aligned_values():
     rng = np.random.default_rng(0)
     table = {m: list(rng.normal(size=8)) for m in ("a", "b", "c", "d")}
     by_seed = {m: dict(enumerate(v)) for m, v in table.items()}
-    ours, theirs = compare_by_seed(by_seed, "a"), stats.compare_to_baseline(table, "a")
+    ours, theirs = compare_by_seed(by_seed, "a"), reference_comparisons(table, "a")
     for method in theirs:
         for key in ("n", "diff", "p_wilcoxon", "p_ttest", "p_holm", "verdict", "min_attainable_p"):
             assert ours[method][key] == theirs[method][key], key

@@ -3,14 +3,13 @@ the term is lam * cross_similarity_loss, the per-epoch label fractions, DDP colu
 import pytest
 import torch
 
-from harness.bench_step import build_method
-from harness.byol_loss import symmetric_byol_loss
+from benchmarks.step import build_method
+from harness.losses.byol import symmetric_byol_loss
 from harness.config import load_config
 from harness.errors import UserError
-from harness.method import StepContext, import_methods
-from harness.similarity_losses import cross_similarity_loss, pseudo_labels
+from harness.method import StepContext
+from harness.losses.cross_similarity import cross_similarity_loss, pseudo_labels
 
-import_methods()
 SMALL = load_config(None, ["backbone.width=8", "byol.proj_hidden=32", "byol.proj_dim=16", "byol.pred_hidden=32"])
 KIND_OPTIONS = {"byol-ccsl": ("ccsl", {"margin": 0.1}), "byol-cssl": ("cssl", {"temperature": 0.2, "bias": 0.3})}
 

@@ -8,17 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.bench_step import build_method
-from harness.byol_loss import symmetric_byol_loss
+from benchmarks.step import build_method
+from harness.losses.byol import symmetric_byol_loss
 from harness.config import load_config
 from harness.errors import UserError
-from harness.method import StepContext, import_methods
-from harness.positives import extra_positive_loss, select_partners
-from harness.train import monitoring_labels
-import methods.byol_tracin
-from methods.byol_tracin import partner_label_agreement
+from harness.method import StepContext
+from harness.losses.extra_positive import extra_positive_loss, select_partners
+from harness.training.loader import monitoring_labels
+import methods.base_extra_positive
+from methods.base_extra_positive import partner_label_agreement
 
-import_methods()
 SMALL = load_config(None, ["backbone.width=8", "byol.proj_hidden=32", "byol.proj_dim=16", "byol.pred_hidden=24"])
 
 
@@ -95,7 +94,7 @@ def test_selection_never_picks_self_under_a_ddp_offset(name, monkeypatch):
         chosen.append(partners)
         return extra_positive_loss(p1, p2, z1_cols, z2_cols, partners)
 
-    monkeypatch.setattr(methods.byol_tracin, "extra_positive_loss", spy)
+    monkeypatch.setattr(methods.base_extra_positive, "extra_positive_loss", spy)
     method, batch = _method(name), 7
     ctx = _ctx(rank=1, world_size=2, gather=_duplicating_gather)
     loss, _ = method.training_step(method.online, _views(batch), ctx)

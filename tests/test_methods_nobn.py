@@ -4,13 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from harness.bench_step import build_method
+from benchmarks.step import build_method
 from harness.config import load_config
 from harness.errors import UserError
-from harness.method import METHODS, import_methods
+from harness.method import METHODS
 from harness.models.norms import WSConv2d, uses_batch_statistics
 
-import_methods()
 VARIANTS = {"byol-nobn-none": "none", "byol-nobn-none-ws": "none+ws", "byol-nobn-ln": "ln",
             "byol-nobn-ln-ws": "ln+ws", "byol-nobn-gn": "gn", "byol-nobn-gn-ws": "gn+ws",
             "byol-nobn": "gn+ws"}

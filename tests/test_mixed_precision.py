@@ -9,15 +9,14 @@ import torch
 from accelerate import Accelerator
 from accelerate.optimizer import AcceleratedOptimizer
 
-from harness.bench_step import build_method
+from benchmarks.step import build_method
 from harness.config import load_config
-from harness.method import StepContext, import_methods
+from harness.method import StepContext
 from harness.models.sync_batchnorm import revert_sync_batchnorm
-from harness.positives import select_partners, tie_break_order
-from harness.similarity_losses import cross_similarity_loss, pseudo_labels
-from harness.train import train_step
+from harness.losses.extra_positive import select_partners, tie_break_order
+from harness.losses.cross_similarity import cross_similarity_loss, pseudo_labels
+from harness.training.loop import train_step
 
-import_methods()
 SMALL = load_config(None, ["backbone.width=8", "byol.proj_hidden=32", "byol.proj_dim=16", "byol.pred_hidden=24"])
 BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
 

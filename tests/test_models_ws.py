@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from harness.bench_step import build_method
+from benchmarks.step import build_method
 from harness.config import load_config
 from harness.errors import UserError
-from harness.method import import_methods
+
 from harness.models.backbones import build_backbone
 from harness.models.norms import WSConv2d, ws_gain_for
 
@@ -65,7 +65,6 @@ def test_none_ws_weight_is_standardised_times_gain_over_sqrt_fan_in(gain):
 
 
 def test_ws_gain_is_a_checked_config_value_that_reaches_the_encoder():
-    import_methods()
     cfg = load_config(None, ["backbone.width=4", "backbone.ws_gain=0.5", "byol.proj_hidden=16",
                              "byol.pred_hidden=16", "byol.proj_dim=8"])
     method = build_method("byol-nobn-none-ws", cfg, channels=3)

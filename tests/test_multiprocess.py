@@ -77,9 +77,9 @@ FAILURES = """
         from accelerate import Accelerator, InitProcessGroupKwargs
         from harness.config import load_config
         from harness.evaluation import PROTOCOLS
-        from harness.grid import expand_grid
+        from harness.plan.grid import expand_grid
         from harness.method import METHODS
-        from harness.runner import run_grid
+        from harness.run.grid_runner import run_grid
         from methods.byol import BYOL
 
         @METHODS.register("fail-train-rank1", description="test: raises in step 2 on process 1")
@@ -164,14 +164,13 @@ INVARIANCE = """
     def compare(out_path):
         import torch
         from accelerate import Accelerator
-        from harness.agreement import Agreement
-        from harness.bench_step import build_method
+        from harness.training.agreement import Agreement
+        from benchmarks.step import build_method
         from harness.config import load_config
-        from harness.method import StepContext, import_methods
-        from harness.positives import select_partners, tie_break_order
-        from harness.train import checked
+        from harness.method import StepContext
+        from harness.losses.extra_positive import select_partners, tie_break_order
+        from harness.training.loop import checked
 
-        import_methods()
         acc = Accelerator(cpu=True)
         rank, world = acc.process_index, acc.num_processes
         agreement = Agreement(world)
@@ -257,15 +256,13 @@ SYNC_BN_FINETUNE = """
         import numpy as np
         import torch
         from accelerate import Accelerator
-        from harness.agreement import Agreement
-        from harness.bench_step import build_method
+        from harness.training.agreement import Agreement
+        from benchmarks.step import build_method
         from harness.config import load_config
         from harness.data import load_dataset
         from harness.evaluation.finetune import finetune
-        from harness.method import import_methods
         from harness.models.sync_batchnorm import revert_sync_batchnorm
 
-        import_methods()
         acc = Accelerator(cpu=True)
         agreement = Agreement(acc.num_processes)
         cfg = load_config("configs/smoke.yaml", ["backbone.width=4", "eval.finetune.epochs=1"])

@@ -13,7 +13,8 @@ from harness.evaluation import PROTOCOLS, EvalContext
 from harness.evaluation.context import SealedLabels
 from harness.evaluation.finetune import stratified_subset
 from harness.evaluation.knn import weighted_knn_scores
-from harness.evaluation.transfer import convert_channels, parse_pair
+from harness.data.images import array_to_channels
+from harness.evaluation.transfer import parse_pair
 from harness.models.backbones import build_backbone
 from harness.errors import UserError
 
@@ -123,9 +124,9 @@ def test_a_protocol_peeking_at_test_labels_fails():
 
 def test_transfer_helpers():
     rgb = np.full((2, 3, 4, 4), 100, dtype=np.uint8)
-    assert convert_channels(rgb, 1).shape == (2, 1, 4, 4)
-    assert convert_channels(rgb, 1)[0, 0, 0, 0] == 100
-    assert convert_channels(convert_channels(rgb, 1), 3).shape == (2, 3, 4, 4)
+    assert array_to_channels(rgb, 1).shape == (2, 1, 4, 4)
+    assert array_to_channels(rgb, 1)[0, 0, 0, 0] == 100
+    assert array_to_channels(array_to_channels(rgb, 1), 3).shape == (2, 3, 4, 4)
     assert parse_pair("digits->stl10") == ("digits", "stl10")
     with pytest.raises(UserError, match="must look like"):
         parse_pair("digits")

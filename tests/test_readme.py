@@ -1,13 +1,12 @@
 """The README's promises that code can check: the two quick-start commands, the example
 method file (it registers and trains), and CI calling the README's test command."""
 import re
-import sys
 from pathlib import Path
 
 import torch
 
 from harness.config import DEFAULTS
-from harness.method import METHODS, StepContext, import_methods
+from harness.method import METHODS, StepContext
 from harness.models.backbones import build_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +23,6 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_command():
 
 def test_readme_example_method_registers_and_trains(tmp_path, monkeypatch):
     code = re.search(r"```python\n# methods/byol_mine.py\n(.*?)```", README, re.S).group(1)
-    import_methods()
     if "byol-mine" not in METHODS:
         exec(compile(code, "methods/byol_mine.py", "exec"), {"__name__": "methods.byol_mine"})
     cls = METHODS.get("byol-mine")

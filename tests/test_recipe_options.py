@@ -8,14 +8,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from harness.byol_loss import ema_tau, update_ema
+from harness.losses.ema import ema_tau, update_ema
 from harness.config import DEFAULTS, config_hash, load_config
-from harness.data.cards import DatasetCard, LoadedDataset
+from harness.data.card import DatasetCard
+from harness.data.dataset import LoadedDataset
 from harness.errors import UserError
-from harness.method import StepContext, import_methods
+from harness.method import METHODS, StepContext
 from harness.models.backbones import build_backbone
-from harness.optim import build_optimizer, lr_schedule, param_groups, step_lr
-from harness.train import make_loader, monitoring_labels
+from harness.training.optim import build_optimizer, lr_schedule, param_groups, step_lr
+from harness.training.loader import make_loader, monitoring_labels
 
 
 # --- EMA ----------------------------------------------------------------------------------
@@ -28,7 +29,7 @@ def test_constant_ema_schedule_leaves_tau_fixed_at_every_step():
 
 
 def small_byol(**byol):
-    methods = import_methods()
+    methods = METHODS
     cfg = copy.deepcopy(DEFAULTS)
     cfg["byol"].update(proj_hidden=8, proj_dim=4, pred_hidden=8, tau_base=0.9, **byol)
     torch.manual_seed(0)
@@ -198,7 +199,7 @@ def test_unlabeled_only_pretraining_draws_no_train_image():
     cfg = copy.deepcopy(DEFAULTS)
     cfg["data"]["pretrain_splits"] = "unlabeled"
     cfg["pretrain"]["batch_size"] = 4
-    method = import_methods().get("byol")
+    method = METHODS.get("byol")
     loader = make_loader(method, data, cfg, Accelerator(cpu=True), seed=0)
     drawn = torch.cat([batch[0] for epoch in range(3) for batch in loader])
     assert len(drawn) == 3 * 8                                    # 10 unlabeled, drop_last at 4

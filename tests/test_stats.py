@@ -1,4 +1,4 @@
-"""harness.stats: worked examples from Demsar 2006 and Holm 1979, brute-force re-implementations,
+"""harness.report.stats: worked examples from Demsar 2006 and Holm 1979, brute-force re-implementations,
 and properties (Holm monotone, p in [0, 1])."""
 import itertools
 import math
@@ -7,21 +7,17 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.stats import (
-    VERDICTS,
-    average_ranks,
-    cd_diagram,
-    compare_to_baseline,
-    friedman_from_average_ranks,
-    friedman_iman_davenport,
-    holm,
-    min_attainable_wilcoxon_p,
-    nemenyi_cd,
-    nemenyi_q,
-    nonsignificant_groups,
-    paired_comparison,
-    summarize,
-)
+from harness.report.cells import compare_by_seed
+from harness.report.figures import cd_diagram
+from harness.report.stats import (VERDICTS, average_ranks, friedman_from_average_ranks, friedman_iman_davenport, holm,
+                                  min_attainable_wilcoxon_p, nemenyi_cd, nemenyi_q, nonsignificant_groups,
+                                  paired_comparison, summarize)
+
+
+def compare_to_baseline(table, baseline, higher_is_better=True):
+    """compare_by_seed (the leaderboard's per-cell comparison) on values aligned by seed."""
+    return compare_by_seed({m: dict(enumerate(v)) for m, v in table.items()}, baseline,
+                           higher=higher_is_better)
 
 # Demsar 2006, Table 6: AUC of C4.5 and three variants on 14 UCI data sets.
 DEMSAR_METHODS = ["C4.5", "C4.5+m", "C4.5+cf", "C4.5+m+cf"]
@@ -224,7 +220,7 @@ def make_table(n, seed=0):
 
 def test_compare_to_baseline_verdicts_with_enough_seeds():
     records = compare_to_baseline(make_table(10), "byol")
-    assert list(records) == ["better", "worse", "same"]
+    assert list(records) == ["better", "same", "worse"]  # sorted by name
     assert {name: r["verdict"] for name, r in records.items()} == {
         "better": "better", "worse": "worse", "same": "n.s."}
     raw = [r["p_wilcoxon"] for r in records.values()]

@@ -1,4 +1,4 @@
-"""Datasets: YAML cards (datasets/*.yaml) + one registered loader per on-disk format.
+"""Datasets: YAML cards (datasets/*.yaml) + one registered loader per on-disk format (formats/).
 
 Every loader returns a `LoadedDataset`: uint8 image arrays (N, C, H, W) per split, already
 resized to the card's image size, with labels. Training and evaluation only ever see that.
@@ -6,8 +6,10 @@ resized to the card's image size, with labels. Training and evaluation only ever
 `load_dataset_shared` is that door for a multi-process job (one decode, one memory-mapped copy);
 `download_dataset` fetches, checks and unpacks what a card lists for --download.
 """
-from harness.data.cards import (DATASETS, LOADERS, DatasetCard, LoadedDataset, get_card, load_dataset,
-                                load_from_card, register_cards)
+from harness.data.card import DatasetCard
+from harness.data.catalog import DATASETS, LOADERS, get_card, register_cards
+from harness.data.dataset import LoadedDataset
+from harness.data.load import load_dataset, load_from_card
 from harness.data.download import download_dataset
 from harness.data.shared import load_dataset_shared
 from harness.data.views import ConcatImages

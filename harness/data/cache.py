@@ -32,7 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-from harness.data.cards import DatasetCard, LoadedDataset
+from harness.data.card import DatasetCard
+from harness.data.dataset import LoadedDataset
 from harness.data.images import CorruptImageWarning
 
 CACHE_VERSION = 1  # bump when decoding or resizing changes what a cache holds

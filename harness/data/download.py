@@ -23,7 +23,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from harness.data.cards import DatasetCard, get_card
+from harness.data.card import DatasetCard
+from harness.data.catalog import get_card
 from harness.errors import UserError
 
 ENTRY_KEYS = {"url", "md5", "sha256", "filename", "dest", "unpack", "keep"}

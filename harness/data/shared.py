@@ -4,7 +4,7 @@
 building the decoded cache (harness.data.cache) on a first launch, so only one process
 decodes; the others wait, then every process memory-maps the same cache files read-only. The pages live once in the OS page cache and are shared by all processes
 (and their DataLoader workers); nothing holds a private copy, and the kernel can drop pages
-under memory pressure and read them back. `python -m harness.bench_memory` measures it.
+under memory pressure and read them back. `python -m benchmarks.memory` measures it.
 
 A failure while loading (missing data, a broken cache) is raised on every process with the
 same message, so no process is left waiting for one that gave up. Without a cache dir, or
@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.data.cards import DatasetCard, LoadedDataset, get_card, load_from_card
+from harness.data.card import DatasetCard
+from harness.data.dataset import LoadedDataset
+from harness.data.catalog import get_card
+from harness.data.load import load_from_card
 from harness.errors import UserError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from harness.data.cards import DatasetCard, require
+from harness.data.card import DatasetCard, require
 from harness.errors import UserError
 
 

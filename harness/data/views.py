@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from harness.data.images import array_to_channels
 from harness.errors import UserError
 
 
@@ -113,22 +114,6 @@ class ConcatImages:
         return full if dtype is None else full.astype(dtype)
 
 
-GRAY_WEIGHTS = np.array([0.2989, 0.587, 0.114], dtype=np.float32).reshape(1, 3, 1, 1)  # ITU-R 601
-
-
-def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
-    """uint8 (N, C, H, W) to `channels` channels: luma (ITU-R 601) or replication."""
-    have = images.shape[1]
-    if have == channels:
-        return images
-    if have == 1:
-        return np.repeat(images, channels, axis=1)
-    if channels == 1:
-        luma = (np.asarray(images)[:, :3].astype(np.float32) * GRAY_WEIGHTS).sum(1, keepdims=True)
-        return np.clip(np.round(luma), 0, 255).astype(np.uint8)
-    raise UserError(f"cannot convert {have}-channel images to {channels} channels")
-
-
 class ChannelsView:
     """Images (N, C, H, W) read as `channels` channels, converted per batch on indexing (a
     transfer target in the source's channel count) instead of converting the whole split."""
@@ -160,11 +145,11 @@ class ChannelsView:
     def __getitem__(self, idx) -> np.ndarray:
         idx = _first_axis_index(idx, len(self))
         if isinstance(idx, int):
-            return convert_channels(np.asarray(self.images[idx])[None], self.channels)[0]
-        return convert_channels(np.asarray(self.images[idx]), self.channels)  # a new array
+            return array_to_channels(np.asarray(self.images[idx])[None], self.channels)[0]
+        return array_to_channels(np.asarray(self.images[idx]), self.channels)  # a new array
 
     def __array__(self, dtype=None, copy=None):
-        full = convert_channels(np.asarray(self.images), self.channels)
+        full = array_to_channels(np.asarray(self.images), self.channels)
         return full if dtype is None else full.astype(dtype)
 
 

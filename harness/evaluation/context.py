@@ -11,13 +11,13 @@ import torch
 import torch.nn as nn
 from accelerate import Accelerator
 
-from harness.augment import Normalize
+from harness.training.augment import Normalize
 from harness.data import LoadedDataset
 from harness.data.views import as_tensor
-from harness.metrics import compute_metrics
-from harness.registry import Registry
+from harness.evaluation.metrics import compute_metrics
+from harness.registry import Registry, import_submodules
 
-PROTOCOLS = Registry("protocol")
+PROTOCOLS = Registry("protocol", discover=lambda: import_submodules("harness.evaluation"))
 
 
 @torch.no_grad()

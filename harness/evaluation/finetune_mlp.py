@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.augment import Normalize
+from harness.training.augment import Normalize
 from harness.data import LoadedDataset
 from harness.data.views import as_tensor
 from harness.evaluation.context import PROTOCOLS, EvalContext

@@ -7,7 +7,6 @@ and only that model scores test, once. Deterministic for given features.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from harness.evaluation.context import PROTOCOLS, EvalContext
 from harness.evaluation.finetune import finetune, predict, stratified_subset
-from harness.augment import Normalize
+from harness.training.augment import Normalize
 
 
 def finetune_and_score(ctx: EvalContext, name: str, train_idx) -> dict[str, float]:

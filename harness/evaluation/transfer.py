@@ -23,8 +23,7 @@ import dataclasses
 import numpy as np
 
 from harness.data import DATASETS, LoadedDataset
-from harness.data.cards import register_cards
-from harness.data.views import convert_channels, with_channels  # noqa: F401 (convert_channels: re-export)
+from harness.data.views import with_channels
 from harness.errors import UserError
 from harness.evaluation.context import PROTOCOLS, EvalContext
 from harness.evaluation.linear import linear_probe
@@ -36,7 +35,6 @@ TRANSFER_KINDS = ("linear", "finetune")
 def parse_pair(text: str) -> tuple[str, str]:
     """"A->B" -> canonical (A, B); a UserError for a malformed pair or one whose datasets share
     an image source (B would not be new to the encoder)."""
-    register_cards()
     source, sep, target = (part.strip() for part in text.partition("->"))
     if not sep or not source or not target:
         raise UserError(f"eval.transfer.pairs entry {text!r} must look like 'chestxray14->pneumonia'")

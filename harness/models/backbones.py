@@ -125,7 +125,7 @@ def build_backbone(name: str, **kwargs) -> Encoder:
 def build_encoder(backbone: dict, in_channels: int) -> Encoder:
     """The encoder a run's `backbone` config section names: the one construction path for the
     runner and the timing tools (small-cnn alone has a width; `ws_gain` is only in the section
-    where it acts, see harness.grid.run_config)."""
+    where it acts, see harness.plan.grid.run_config)."""
     bb = backbone
     extra = {"width": bb["width"]} if bb["name"] == "small-cnn" else {}
     return build_backbone(bb["name"], in_channels=in_channels, norm=bb["norm"], small_stem=bb["small_stem"],

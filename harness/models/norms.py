@@ -13,7 +13,6 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from harness.errors import UserError
 

@@ -1,0 +1,176 @@
+"""Time full training steps of several methods on synthetic batches; one JSON line per method.
+
+    python -m benchmarks.step --methods byol,byol-tracin,byol-nn,byol-ccsl,byol-cssl \\
+        --backbone resnet18 --image-size 32 --batch-size 256 --steps 10 [--device cuda]
+
+A step is `harness.training.loop.train_step`, the training loop's own: forward, loss, backward,
+optimizer, the method's post-step hook (BYOL's EMA). Each method is built as a run builds it
+(registry, resolved options, `configure`, the config's heads, optimizer and precision), with its
+extra-term warm-up OFF so the full cost is measured, and fed the same synthetic views and
+monitoring labels (10% of them -1, as for unlabeled images).
+
+Robust ratios on a noisy machine: after `--warmup` untimed steps each, the methods take turns,
+one step each per round, in an order rotated every round; `step_ms` is the median over rounds and
+`ratio_to_byol` the median over rounds of step / byol's step in the same round (paired, so a slow
+spell of the machine cancels). On CUDA every timed step is bracketed by torch.cuda.synchronize and
+`peak_mem_mb` is the method's peak allocated memory; on CPU it is the peak resident memory of the
+process during the method's steps, which includes the other methods' resident models (compare
+methods by difference).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from accelerate import Accelerator
+
+from harness.config import load_config
+from harness.errors import UserError
+from harness.method import METHODS, Method, StepContext
+from harness.plan.run_config import method_config
+from harness.run.build import build_method as build_run_method
+from harness.training.optim import build_optimizer
+from harness.run.cost import PeakMemory
+from harness.training.loop import train_step
+
+NUM_CLASSES = 10
+UNLABELED_FRACTION = 0.1
+
+
+@dataclass
+class Bench:
+    """One method ready to step: the prepared model/optimizer and its own step context."""
+    name: str
+    method: Method
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    ctx: StepContext
+    lr: float
+    max_grad_norm: float
+
+
+def build_method(name: str, cfg: dict, channels: int, options: dict | None = None,
+                 num_classes: int = NUM_CLASSES) -> Method:
+    """A method as a run builds it (harness.plan.run_config.method_config, then
+    harness.run.build.build_method), with `options` over the config's method_options."""
+    return build_run_method(method_config(cfg, name, options=options), channels, num_classes, "multiclass")
+
+
+def build(name: str, cfg: dict, channels: int, accelerator: Accelerator, total_steps: int) -> Bench:
+    cls = METHODS.get(name)
+    if not cls.trains or cls.uses_labels:
+        raise UserError(f"method {name!r} is a reference row; bench_step times SSL methods")
+    # Measure the full cost: an extra term with a warm-up is on from step 0.
+    method = build_method(name, cfg, channels, {"warmup_frac": 0.0} if "warmup_frac" in cls.options else {})
+    method.to(accelerator.device)
+    pre = method.cfg["pretrain"]
+    optimizer = build_optimizer(method.online, pre)
+    model, optimizer = accelerator.prepare(method.online, optimizer)
+    model.train()
+    ctx = StepContext(epoch=0, step=0, total_steps=total_steps, total_epochs=1,
+                      rank=accelerator.process_index, world_size=accelerator.num_processes,
+                      gather=accelerator.gather if accelerator.num_processes > 1 else (lambda t: t))
+    return Bench(name, method, model, optimizer, ctx, pre["lr"], pre["max_grad_norm"])
+
+
+def timed_step(bench: Bench, views, labels, accelerator: Accelerator, sampler: PeakMemory
+               ) -> tuple[float, float]:
+    """(seconds, peak memory MB) of one train_step."""
+    cuda = accelerator.device.type == "cuda"
+    bench.ctx.labels = labels
+    if cuda:
+        torch.cuda.synchronize()
+    sampler.start()
+    start = time.perf_counter()
+    train_step(bench.method, bench.model, bench.optimizer, accelerator, views, bench.ctx, bench.lr,
+               bench.max_grad_norm)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return seconds, sampler.stop()
+
+
+def run(args) -> list[dict]:
+    names = METHODS.select(args.methods)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    overrides = [f"backbone.name={args.backbone}", f"pretrain.batch_size={args.batch_size}", *args.set]
+    cfg = load_config(args.config, overrides)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda, but CUDA is not available")
+    accelerator = Accelerator(cpu=args.device == "cpu", mixed_precision=cfg["pretrain"]["mixed_precision"])
+    torch.manual_seed(args.seed)
+    total_steps = args.warmup + args.steps
+    benches = [build(n, cfg, args.channels, accelerator, total_steps) for n in names]
+    device = accelerator.device
+    views = [torch.randn(args.batch_size, args.channels, args.image_size, args.image_size, device=device)
+             for _ in range(2)]
+    labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
+    labels[torch.rand(args.batch_size, device=device) < UNLABELED_FRACTION] = -1
+    sampler = PeakMemory(device)
+
+    for bench in benches:
+        for _ in range(args.warmup):
+            timed_step(bench, views, labels, accelerator, sampler)
+    seconds = {b.name: [] for b in benches}
+    peak = {b.name: 0.0 for b in benches}
+    for r in range(args.steps):
+        order = benches[r % len(benches):] + benches[:r % len(benches)]
+        for bench in order:
+            s, mb = timed_step(bench, views, labels, accelerator, sampler)
+            seconds[bench.name].append(s)
+            peak[bench.name] = max(peak[bench.name], mb)
+        print(f"round {r + 1}/{args.steps}: " + ", ".join(f"{n} {1e3 * t[-1]:.0f} ms" for n, t in seconds.items()),
+              file=sys.stderr, flush=True)
+
+    rows = []
+    for name, times in seconds.items():
+        step = statistics.median(times)
+        ratio = (statistics.median(t / b for t, b in zip(times, seconds["byol"]))
+                 if "byol" in seconds else None)
+        rows.append({"method": name, "img_per_s": round(args.batch_size / step, 2),
+                     "peak_mem_mb": round(peak[name], 1), "step_ms": round(1e3 * step, 2),
+                     "ratio_to_byol": None if ratio is None else round(ratio, 4)})
+    return rows
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.step", description=__doc__.split("\n\n")[0])
+    p.add_argument("--methods", default="byol,byol-tracin,byol-nn,byol-ccsl,byol-cssl",
+                   help="comma list or wildcards; include byol for ratio_to_byol (default: %(default)s)")
+    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--steps", type=int, default=10, help="timed rounds: one step of every method each")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per method first")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0: torch's default); 1 avoids stalls on a shared CPU")
+    p.add_argument("--config", help="YAML config for the heads, optimizer, precision (default: DEFAULTS)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.steps < 1 or args.warmup < 0 or args.batch_size < 2:
+            raise UserError("need --steps >= 1, --warmup >= 0 and --batch-size >= 2")
+        rows = run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

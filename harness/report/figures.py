@@ -1,0 +1,171 @@
+"""The leaderboard's figures: training curves and the critical-difference diagram.
+
+Training curves: mean train/loss per epoch and method, over seeds.
+
+`training_curves` reads the curves from each run's metrics.json (Sacred's
+{"train/loss": {"steps": [...], "values": [...]}}) and averages them per step; `plot_curves`
+draws one dataset's curves. `cd_diagram` draws the overall ranking. Both use matplotlib's
+object API on an Agg canvas, so pyplot's global state is never touched.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from harness.report.stats import nonsignificant_groups
+
+CURVE = "train/loss"
+
+
+@dataclass
+class Curve:
+    """One method's curve on one dataset: mean and std over the seeds that logged each step."""
+    steps: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    n_seeds: int
+
+
+def read_curve(run_path: Path | None, name: str = CURVE) -> dict[int, float]:
+    """step -> value of one logged scalar; {} when the run logged none."""
+    if run_path is None:
+        return {}
+    try:
+        metrics = json.loads((Path(run_path) / "metrics.json").read_text())
+        entry = metrics[name]
+        return {int(s): float(v) for s, v in zip(entry["steps"], entry["values"])}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return {}
+
+
+def training_curves(records, name: str = CURVE) -> dict[str, dict[str, Curve]]:
+    """{dataset: {method: Curve}} over completed runs; methods that log nothing (random-init) are absent."""
+    by_cell: dict[tuple[str, str], list[dict[int, float]]] = defaultdict(list)
+    for record in records:
+        curve = read_curve(record.path, name)
+        if curve:
+            dataset, method, _ = record.key
+            by_cell[(dataset, method)].append(curve)
+    out: dict[str, dict[str, Curve]] = defaultdict(dict)
+    for (dataset, method), curves in sorted(by_cell.items()):
+        steps = sorted({s for c in curves for s in c})
+        per_step = [[c[s] for c in curves if s in c and math.isfinite(c[s])] for s in steps]
+        keep = [i for i, vals in enumerate(per_step) if vals]
+        out[dataset][method] = Curve(
+            steps=np.array([steps[i] for i in keep]),
+            mean=np.array([np.mean(per_step[i]) for i in keep]),
+            std=np.array([np.std(per_step[i], ddof=1) if len(per_step[i]) > 1 else 0.0 for i in keep]),
+            n_seeds=len(curves))
+    return dict(out)
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a dataset or method name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def plot_curves(curves: dict[str, Curve], dataset: str, path: Path) -> Path:
+    """One PNG: each method's mean curve with a +-1 std band, methods in name order."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(6.4, 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for method in sorted(curves):
+        c = curves[method]
+        line, = ax.plot(c.steps, c.mean, marker="o" if c.steps.size < 12 else None, ms=3,
+                        label=f"{method} ({c.n_seeds} seed{'s' if c.n_seeds != 1 else ''})")
+        ax.fill_between(c.steps, c.mean - c.std, c.mean + c.std, color=line.get_color(), alpha=0.15, lw=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("train loss (each method's own loss)")
+    ax.set_title(f"{dataset}: training loss, mean ± std over seeds")
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(fontsize=8)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    return out
+
+
+def cd_diagram(avg_ranks: Mapping[str, float], cd: float, path, title: str | None = None) -> Path:
+    """Draw a critical-difference diagram (Demsar 2006, Fig. 1) to the PNG `path`.
+
+    A rank axis from 1 (best, left) to k, the CD as a bar of that length above it, each method
+    hanging from its average rank to a label on the left (better half) or right side, and thick
+    bars joining the methods whose ranks differ by less than the CD (`nonsignificant_groups`).
+    Uses matplotlib's object API on an Agg canvas, so pyplot's global state is never touched.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if len(avg_ranks) < 2:
+        raise ValueError("a CD diagram needs at least 2 methods")
+    names = sorted(avg_ranks, key=lambda name: (avg_ranks[name], name))
+    ranks = [float(avg_ranks[name]) for name in names]
+    k = len(names)
+    n_left = (k + 1) // 2
+    groups = nonsignificant_groups(ranks, cd)
+
+    # Vertical layout in data units (y grows downward): CD bar, axis at 0, group bars, labels.
+    group_y0, group_step = 0.3, 0.14
+    label_y0 = group_y0 + max(len(groups), 1) * group_step + 0.15
+    label_step = 0.32
+    bottom = label_y0 + (n_left - 1) * label_step + 0.25
+    top = -0.95 if title is None else -1.3
+    # The axis runs past k when the CD is longer than the ranks can span, so the CD bar stays to scale.
+    low, high = 1.0, float(max(k, math.ceil(max(ranks)), math.ceil(1.0 + cd)))
+
+    fig = Figure(figsize=(7.0, 0.55 * (bottom - top) + 0.3))
+    FigureCanvasAgg(fig)
+    # The rank axis takes the middle of the figure; labels live in the side margins.
+    ax = fig.add_axes((0.25, 0.02, 0.5, 0.96))
+    ax.set_xlim(low, high)
+    ax.set_ylim(bottom, top)
+    ax.set_axis_off()
+
+    ax.plot([low, high], [0, 0], color="black", lw=1.2, clip_on=False)
+    for r in np.arange(low, high + 0.25, 0.5):
+        major = float(r).is_integer()
+        ax.plot([r, r], [0, -0.1 if major else -0.05], color="black", lw=1.0, clip_on=False)
+        if major:
+            ax.text(r, -0.15, f"{int(r)}", ha="center", va="bottom", fontsize=10)
+
+    cd_y = -0.6
+    ax.plot([low, low + cd], [cd_y, cd_y], color="black", lw=1.5, clip_on=False)
+    for end in (low, low + cd):
+        ax.plot([end, end], [cd_y - 0.05, cd_y + 0.05], color="black", lw=1.5, clip_on=False)
+    ax.text(low + cd / 2.0, cd_y - 0.08, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=10)
+    if title:
+        ax.text((low + high) / 2.0, top + 0.05, title, ha="center", va="top", fontsize=11)
+
+    side_pad = 0.04 * (high - low) + 0.05
+    for i, (name, rank) in enumerate(zip(names, ranks)):
+        on_left = i < n_left
+        row = i if on_left else k - 1 - i
+        y = label_y0 + row * label_step
+        x_end = low - side_pad if on_left else high + side_pad
+        ax.plot([rank, rank, x_end], [0, y, y], color="black", lw=0.9, clip_on=False)
+        ax.text(x_end - 0.03 if on_left else x_end + 0.03, y, f"{name} ({rank:.2f})",
+                ha="right" if on_left else "left", va="center", fontsize=10)
+
+    for g, (i, j) in enumerate(groups):
+        y = group_y0 + g * group_step
+        # Overhang the end ranks slightly so a bar over two close ranks stays visible.
+        ax.plot([ranks[i] - 0.03, ranks[j] + 0.03], [y, y], color="black", lw=4,
+                solid_capstyle="butt", clip_on=False)
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", dpi=150, bbox_inches="tight")
+    return out

@@ -1,0 +1,146 @@
+"""One run's work: build the method, pretrain it (or load its saved encoder), evaluate it.
+
+Accelerate owns devices and processes (one CPU process is the degenerate case). Pretraining
+resumes from the newest checkpoint of its pretraining identity and ends by saving the encoder
+in the store; evaluation runs on the main process.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list, get_grad_scaler, set_seed
+from tqdm.auto import tqdm
+
+from harness.data import LoadedDataset
+from harness.evaluation import PROTOCOLS, EvalContext
+from harness.models.sync_batchnorm import revert_sync_batchnorm
+from harness.run.build import build_method
+from harness.run.cost import peak_memory
+from harness.store.checkpoints import checkpoint_dir, latest_checkpoint, remove_checkpoints
+from harness.store.encoders import encoder_path, load_encoder, save_encoder
+from harness.training.agreement import Agreement
+from harness.training.checkpointing import Checkpointing
+from harness.training.loop import train
+
+
+def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_scalar, info: dict,
+            load_other=None, agreement: Agreement | None = None, results_dir: Path | None = None,
+            run_id: str = "", action: str = "pretrain", checkpoint_every_s: float = 600.0) -> dict:
+    """Build, pretrain (or load the saved encoder) and evaluate one run; returns the flat result
+    dict of the result contract.
+
+    `action` "evaluate": the encoder of this run's pretraining identity is saved in the store
+    (harness.store.encoders): it is loaded and evaluated, nothing trains, and the pretraining's
+    curves and costs are copied from it. "pretrain": train, then save the encoder (main process,
+    atomically) before evaluating, so a later grid that changes only evaluation trains nothing.
+
+    Under DDP every process trains; the main process alone evaluates, while the others wait
+    at an agreement check (a gloo group whose timeout is `run.wait_timeout_h`, so no NCCL
+    collective is pending meanwhile). An exception on any process becomes the same RunFailed
+    on every process (harness.training.agreement), and whatever happened, the accelerator lets go of
+    the run's model, optimizer and loader."""
+    agreement = agreement or Agreement(1)
+    start = time.perf_counter()
+    seed = config["seed"]
+    fresh_grad_scaler(accelerator)
+    try:
+        set_seed(seed)
+        card = data.card
+        method = build_method(config, card.channels, data.num_classes, card.task).to(accelerator.device)
+        info["world_size"] = accelerator.num_processes
+        info["device"] = str(accelerator.device)
+        path = encoder_path(results_dir, config["pretrain_hash"]) if results_dir is not None else None
+        saved = saved_encoder(path, accelerator) if action == "evaluate" and path is not None else None
+        if saved is not None:
+            if saved["state_dict"] is not None:  # the main process: the one that evaluates
+                method.encoder.load_state_dict(saved["state_dict"])
+            costs = saved["train_stats"]
+            for name, value, step in saved["curves"]:
+                log_scalar(name, value, step)
+            info["pretrained_by"] = {"run_id": saved["run_id"], "pretrain_hash": saved["pretrain_hash"]}
+            info["pretrain_steps"] = 0
+        else:
+            checkpointing = None
+            if results_dir is not None:
+                folder = checkpoint_dir(results_dir, config["pretrain_hash"])
+                checkpointing = Checkpointing(folder, checkpoint_every_s, accelerator.is_main_process,
+                                              resume=resume_state(folder, accelerator))
+                if checkpointing.resume is not None:
+                    info["resumed_from"] = {"step": checkpointing.resume["step"],
+                                            "epoch": checkpointing.resume["epoch"],
+                                            "batch": checkpointing.resume["batch"]}
+            curves = checkpointing.curves if checkpointing is not None else []
+
+            def log_and_keep(name, value, step):
+                curves.append([name, float(value), int(step)])
+                log_scalar(name, value, step)
+
+            with peak_memory(accelerator.device) as mem:
+                stats = train(method, data, config, accelerator, seed, log_and_keep, agreement, checkpointing)
+            costs = {"img_per_s": stats.img_per_s, "seconds": stats.seconds, "peak_mem_mb": mem.peak_mb}
+            info["pretrain_steps"] = stats.steps
+            agreement.check()  # every process finished training
+            if accelerator.is_main_process and path is not None:
+                save_encoder(path, revert_sync_batchnorm(method.encoder), costs, config["pretrain_hash"],
+                             run_id, curves)
+                remove_checkpoints(checkpointing.folder)  # the saved encoder supersedes them
+        result: dict[str, float] = {}
+        if accelerator.is_main_process:
+            # Evaluation runs on this process alone: no SyncBatchNorm may all_gather in it.
+            ctx = EvalContext(revert_sync_batchnorm(method.encoder), data, config, seed, accelerator,
+                              load_dataset=load_other)
+            for protocol in config["protocols"]:
+                result.update(PROTOCOLS.get(protocol)(ctx))
+            info["selection"] = ctx.info
+        agreement.check()  # the other processes wait here through the evaluation
+    except Exception as exc:
+        raise agreement.outcome(exc) from exc
+    finally:
+        accelerator.free_memory()  # drop the run's prepared model, optimizer and loader
+    result["cost/pretrain_img_per_s"] = costs["img_per_s"]
+    result["cost/pretrain_s"] = costs["seconds"]
+    result["cost/peak_mem_mb"] = costs["peak_mem_mb"]
+    result["cost/wall_s"] = time.perf_counter() - start
+    return result
+
+
+def resume_state(folder: Path, accelerator: Accelerator) -> dict | None:
+    """The newest readable checkpoint of this pretraining identity (the main process picks it,
+    setting unreadable ones aside; every process then reads that same file), or None."""
+    found = latest_checkpoint(folder) if accelerator.is_main_process else None
+    chosen = [str(found[0]) if found else None]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(chosen)
+    if chosen[0] is None:
+        return None
+    if found is not None:
+        return found[1]
+    return torch.load(chosen[0], map_location="cpu", weights_only=True)
+
+
+def saved_encoder(path: Path, accelerator: Accelerator) -> dict | None:
+    """The saved payload if the main process can read it, else None on every process (the run
+    then pretrains: a corrupt or missing file costs time, never a wrong result)."""
+    payload = load_encoder(path) if accelerator.is_main_process else None
+    readable = [payload is not None]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(readable)
+    if not readable[0]:
+        if accelerator.is_main_process:
+            tqdm.write(f"saved encoder {path} unreadable: pretraining instead")
+        return None
+    if accelerator.is_main_process:
+        return payload
+    # The other processes evaluate nothing: they only need to know that no training happens.
+    return {"state_dict": None, "curves": [], "run_id": "", "pretrain_hash": "",
+            "train_stats": {"img_per_s": 0.0, "seconds": 0.0, "peak_mem_mb": 0.0}}
+
+
+def fresh_grad_scaler(accelerator: Accelerator) -> None:
+    """fp16: a new GradScaler per run (its scale and growth tracker would carry over)."""
+    if accelerator.scaler is not None:
+        kwargs = accelerator.scaler_handler.to_kwargs() if accelerator.scaler_handler is not None else {}
+        accelerator.scaler = get_grad_scaler(accelerator.distributed_type, **kwargs)

@@ -1,0 +1,102 @@
+"""Run the grid: every run still to do, one after another, in one process group.
+
+A completed run with the same run hash is skipped; a run held by another invocation (a claim
+in the store) is left to it; on SIGTERM / SIGUSR2 the run in progress checkpoints and
+`Preempted` propagates, and the same command resumes it.
+"""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
+from tqdm.auto import tqdm
+
+from harness.data import LoadedDataset, load_dataset_shared
+from harness.errors import UserError
+from harness.evaluation.transfer import transfer_targets
+from harness.plan.grid import RunSpec
+from harness.run.sacred_adapter import sacred_run
+from harness.store.claims import try_claim
+from harness.store.records import load_runs
+from harness.training import preemption
+from harness.training.agreement import Agreement
+from harness.training.preemption import Preempted
+
+
+def completed_in_store(runs_dir: Path, run_hash: str) -> bool:
+    return any(r.status == "COMPLETED" and r.config.get("run_hash") == run_hash for r in load_runs(runs_dir))
+
+
+def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, data_root: Path,
+             cache_dir: Path, wait_timeout_h: float = 48.0, checkpoint_every_min: float = 10.0,
+             stale_after_s: float = 120.0) -> dict[str, int]:
+    """Run every spec not already done; returns counts by status. On SIGTERM / SIGUSR2 the run
+    in progress checkpoints and `Preempted` propagates (the same command resumes it)."""
+    with preemption.handled():
+        return _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeout_h,
+                         checkpoint_every_min, stale_after_s)
+
+
+def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeout_h,
+              checkpoint_every_min, stale_after_s) -> dict[str, int]:
+    runs_dir = results_dir / "runs"
+    agreement = Agreement(accelerator.num_processes, wait_timeout_h * 3600)
+    # Every process must agree on what to run: the main process's view of the store decides.
+    actions = [[s.action for s in specs]]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(actions)
+    for spec, action in zip(specs, actions[0]):
+        spec.action, spec.done = action, action == "skip"
+    todo = [s for s in specs if not s.done]
+    counts = {"skipped": len(specs) - len(todo), "COMPLETED": 0, "FAILED": 0}
+    datasets: dict[tuple[str, int], LoadedDataset] = {}
+
+    def get(name: str, size: int, train_subsample: int = 0) -> LoadedDataset:
+        if (name, size, train_subsample) not in datasets:
+            data = load_dataset_shared(name, data_root, size, cache_dir, accelerator)  # mmap, one decode
+            data = data.train_subset(train_subsample)
+            empty = [split for split in ("train", "val", "test") if len(data.images[split]) == 0]
+            if empty:
+                raise UserError(f"dataset {name!r}: the {', '.join(empty)} split(s) are empty; every "
+                                "benchmark needs train, val (for selection) and test images")
+            datasets[(name, size, train_subsample)] = data
+        return datasets[(name, size, train_subsample)]
+
+    # Load (or decode into the cache) every dataset first, transfer targets included (at the
+    # pretraining dataset's size): missing data fails before any run is written.
+    for spec in todo:
+        size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
+        get(spec.dataset, size, sub)
+        if "transfer" in spec.config["protocols"]:
+            for target in transfer_targets(spec.dataset, spec.config["eval"]["transfer"]["pairs"]):
+                get(target, size, sub)
+    bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
+    for spec in bar:
+        bar.set_postfix_str(spec.label)
+        signum = preemption.requested()
+        if agreement.check(signum is not None):  # a signal between runs: stop before the next
+            raise Preempted(signum or signal.SIGTERM)
+        # Another invocation on this store may hold the run: the main process asks for the
+        # claim, and every process follows its answer.
+        claim = try_claim(results_dir, spec.config["run_hash"], stale_after_s) if accelerator.is_main_process else None
+        if claim is not None and completed_in_store(runs_dir, spec.config["run_hash"]):
+            claim.release()  # finished by another invocation since this grid was expanded
+            claim = None
+        held = [claim is not None]
+        if accelerator.num_processes > 1:
+            broadcast_object_list(held)
+        if not held[0]:
+            counts["claimed elsewhere"] = counts.get("claimed elsewhere", 0) + 1
+            continue
+        try:
+            size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
+            status = sacred_run(spec, get(spec.dataset, size, sub), accelerator, runs_dir,
+                                load_other=lambda name, size=size, sub=sub: get(name, size, sub),
+                                agreement=agreement, checkpoint_every_s=checkpoint_every_min * 60)
+        finally:
+            if claim is not None:
+                claim.release()
+        counts[status] = counts.get(status, 0) + 1
+    return counts

@@ -1,0 +1,66 @@
+"""The Sacred adapter: each (dataset, method, seed) is one Sacred run observed under results/runs.
+
+Only the main process attaches the FileStorageObserver. A run failing on any process is
+recorded FAILED once, by Sacred on the main process, with every process's reason, and all
+processes go on to the next run together; a preempted run is recorded INTERRUPTED.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.metadata
+import json
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from harness.data import LoadedDataset
+from harness.plan.grid import RunSpec
+from harness.run.execute import execute
+from harness.training.agreement import Agreement
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.lru_cache(maxsize=1)
+def _git_available() -> bool:
+    if not (REPO_ROOT / ".git").exists() or shutil.which("git") is None:
+        return False
+    probe = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True)
+    return probe.returncode == 0
+
+
+def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, runs_dir: Path,
+               load_other=None, agreement: Agreement | None = None, checkpoint_every_s: float = 600.0) -> str:
+    """One Sacred run; returns its status (COMPLETED or FAILED). Never raises for a failed run."""
+    with warnings.catch_warnings():  # sacred 0.8.7 imports the deprecated pkg_resources
+        warnings.simplefilter("ignore", UserWarning)
+        from sacred import SETTINGS, Experiment
+    from sacred.observers import FileStorageObserver
+
+    SETTINGS.CAPTURE_MODE = "sys"      # 'fd' would start tee subprocesses
+    ex = Experiment(f"{spec.dataset}.{spec.method}", interactive=True, save_git_info=_git_available())
+    ex.add_config(copy.deepcopy(spec.config))
+    for package in ("torch", "torchvision", "accelerate", "sacred", "scipy", "numpy"):
+        ex.add_package_dependency(package, importlib.metadata.version(package))
+    if accelerator.is_main_process:
+        ex.observers.append(FileStorageObserver(str(runs_dir)))
+
+    @ex.main
+    def main(_config, _run):
+        config = json.loads(json.dumps(_config))   # Sacred's read-only containers -> plain
+        return execute(config, data, accelerator, _run.log_scalar, _run.info, load_other, agreement,
+                       results_dir=runs_dir.parent, run_id=str(_run._id), action=spec.action,
+                       checkpoint_every_s=checkpoint_every_s)
+
+    try:
+        run = ex.run(options={"--loglevel": "ERROR"})
+        return run.status
+    except Exception as exc:  # recorded FAILED by the observer; every process goes on together
+        if accelerator.is_main_process:
+            tqdm.write(f"FAILED {spec.label}: {type(exc).__name__}: {exc}")
+        return "FAILED"

@@ -1,0 +1,68 @@
+"""Pretraining checkpoints: everything an exact continuation needs, written atomically.
+
+    <results>/checkpoints/<pretrain_hash>/ckpt-<step>.pt
+
+One file per checkpoint, named by the optimisation step it continues from. Each is written to
+a temporary file, fsynced and renamed (a half-written file is never read, also on NFS), and
+read with `torch.load(weights_only=True)` (tensors, numbers, strings, lists and dicts only: it
+cannot run code). The newest readable one is resumed from; one that cannot be read is renamed
+`*.corrupt`, reported in one line, and the next older one is tried (or the run starts from
+scratch). The two newest are kept while the run trains; all are removed once its encoder is
+saved.
+
+What a checkpoint holds (`TrainState`): the online and target networks, the optimizer and
+GradScaler states, the epoch and the batch within it, the step count, every random stream
+(torch's global CPU and CUDA generators, the batched augmentation's generators, the loader's
+shuffling generator as it was when the epoch began), the method's running sums, the epoch's
+partial loss sums, and the curves logged so far. On CPU a resumed run ends bit-identical to an
+uninterrupted one (tested).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from harness.store.atomic_io import atomic_torch_save
+
+CHECKPOINTS = "checkpoints"
+KEEP = 2
+
+
+def checkpoint_dir(results_dir: Path, pretrain_hash: str) -> Path:
+    return Path(results_dir) / CHECKPOINTS / pretrain_hash
+
+
+def write_checkpoint(folder: Path, state: dict) -> Path:
+    """Atomically write `state` as ckpt-<step>.pt; keep the KEEP newest."""
+    path = atomic_torch_save(folder / f"ckpt-{int(state['step']):09d}.pt", state)
+    for old in sorted(folder.glob("ckpt-*.pt"))[:-KEEP]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def latest_checkpoint(folder: Path) -> tuple[Path, dict] | None:
+    """(path, state) of the newest readable checkpoint; unreadable ones are set aside."""
+    for path in sorted(Path(folder).glob("ckpt-*.pt"), reverse=True):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or "networks" not in state:
+                raise ValueError("not a checkpoint")
+            return path, state
+        except Exception as exc:  # truncated, corrupt, or not ours: never resumed from
+            aside = path.with_suffix(".corrupt")
+            os.replace(path, aside)
+            tqdm.write(f"checkpoint {path} unreadable ({type(exc).__name__}); set aside as {aside.name}, "
+                       "trying the previous one")
+    return None
+
+
+def remove_checkpoints(folder: Path) -> None:
+    for path in Path(folder).glob("ckpt-*.pt"):
+        path.unlink(missing_ok=True)
+    try:
+        Path(folder).rmdir()
+    except OSError:
+        pass  # set-aside files stay for inspection
