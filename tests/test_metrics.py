@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 
-from harness.evaluation.metrics import (balanced_accuracy, binary_auroc, class_probabilities, compute_metrics, label_probabilities, macro_f1, sigmoid, softmax)
+from harness.evaluation.metrics import (balanced_accuracy, binary_auroc, class_probabilities, compute_metrics,
+                                        label_probabilities, macro_f1, sigmoid, softmax)
 
 
 # ---------------------------------------------------------------- binary AUROC (rank formula)

@@ -5,7 +5,8 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from harness.losses.byol import byol_loss_grad_wrt_p, byol_pair_loss, symmetric_byol_loss
-from harness.losses.extra_positive import (extra_positive_loss, nearest_neighbour_scores, pairwise_tracin, select_partners)
+from harness.losses.extra_positive import (extra_positive_loss, nearest_neighbour_scores, pairwise_tracin,
+                                           select_partners)
 
 BATCH_SIZES = [2, 3, 8, 17, 64]
 D_IN, D_OUT = 12, 7

@@ -19,10 +19,12 @@ from pathlib import Path
 
 from harness.report import stats
 from harness.report.figures import cd_diagram, plot_curves, safe_name, training_curves
-from harness.report.cells import (CellKey, CellStats, Ranking, cell_stats, collect_cells, collect_costs, natural_key, overall_ranking, primary_cells)
+from harness.report.cells import (CellKey, CellStats, Ranking, cell_stats, collect_cells, collect_costs,
+                                  natural_key, overall_ranking, primary_cells)
 from harness.report.tables import cost_table, fmt_p, ranking_table, results_table
 from harness.report.provenance import KEY_PACKAGES, KEY_SETTINGS, collect_provenance, describe
-from harness.store.records import (RunRecord, STALE_AFTER_S, config_differences, latest_completed, load_runs, one_per_key)
+from harness.store.records import (RunRecord, STALE_AFTER_S, config_differences, latest_completed, load_runs,
+                                   one_per_key)
 
 ALPHA = 0.05
 NOT_COMPLETED = ("FAILED", "INTERRUPTED")
