@@ -34,6 +34,7 @@ from harness.errors import UserError
 from harness.evaluation import PROTOCOLS, EvalContext
 from harness.evaluation.transfer import transfer_targets
 from harness.grid import RunSpec
+from harness.launch.encoder_wait import wait_for_pretraining
 from harness.method import METHODS
 from harness.models.backbones import build_encoder
 from harness.results import load_runs
@@ -72,6 +73,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
         method = cls(encoder, config, config["method_options"], data.num_classes, card.task).to(accelerator.device)
         info["world_size"] = accelerator.num_processes
         info["device"] = str(accelerator.device)
+        info["cpu_threads"] = torch.get_num_threads()  # CPU numerics depend on it (harness/launch/local.py)
         path = encoder_path(results_dir, config["pretrain_hash"]) if results_dir is not None else None
         saved = saved_encoder(path, accelerator) if action == "evaluate" and path is not None else None
         if saved is not None:
@@ -265,10 +267,21 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
         if claim is not None and completed_in_store(runs_dir, spec.config["run_hash"]):
             claim.release()  # finished by another invocation since this grid was expanded
             claim = None
-        held = [claim is not None]
-        if accelerator.num_processes > 1:
-            broadcast_object_list(held)
-        if not held[0]:
+        # Its encoder may be in training elsewhere (same pretrain_hash, other evaluation): wait
+        # for it rather than train it twice (harness/launch/encoder_wait.py).
+        pretraining, signum = None, None
+        if claim is not None and spec.action == "pretrain":
+            spec.action, pretraining, signum = wait_for_pretraining(results_dir, spec.config["pretrain_hash"],
+                                                                    stale_after_s)
+        decided = [claim is not None, spec.action, signum]
+        if accelerator.num_processes > 1:  # on the gloo group: the main process may wait for hours
+            torch.distributed.broadcast_object_list(decided, src=0, group=agreement.group)
+        held, spec.action, signum = decided
+        if signum is not None:
+            if claim is not None:
+                claim.release()
+            raise Preempted(signum)
+        if not held:
             counts["claimed elsewhere"] = counts.get("claimed elsewhere", 0) + 1
             continue
         try:
@@ -277,7 +290,8 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
                                 load_other=lambda name, size=size, sub=sub: get(name, size, sub),
                                 agreement=agreement, checkpoint_every_s=checkpoint_every_min * 60)
         finally:
-            if claim is not None:
-                claim.release()
+            for held_claim in (claim, pretraining):
+                if held_claim is not None:
+                    held_claim.release()
         counts[status] = counts.get(status, 0) + 1
     return counts
