@@ -116,6 +116,7 @@ DEFAULTS: dict[str, Any] = {
         "max_requeue": 3,            # requeues after a time-out (a preemption always requeues)
         "signal_delay_s": 120,       # SIGUSR2 this long before the time limit: checkpoint, requeue
         "folder": "",                # submitit's scripts, pickles and logs; "" = <results-dir>/slurm
+        "poll_s": 10.0,              # --wait: seconds between looks at squeue and the store
     },
     "method_options": {},            # {method: {option: value}}; see each method's `options`
     "eval": {

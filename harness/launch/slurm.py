@@ -10,7 +10,7 @@ and writes the leaderboard when every task has ended (no deadline: a SLURM queue
 
 Resources come from the config's `slurm:` section (harness/config.py; not in any run's
 identity): partition, account, qos, time_min, gpus_per_run, tasks_per_run, cpus_per_run,
-mem_gb, array_parallelism, max_requeue, signal_delay_s, folder.
+mem_gb, array_parallelism, max_requeue, signal_delay_s, folder, poll_s.
 
 A task. `RunJob(run_hash)` is pickled by submitit (cloudpickle, by reference: the job's
 Python imports `harness` from this checkout, whose root the batch script `cd`s into and puts on
@@ -73,7 +73,6 @@ except ImportError:  # the inline and local launchers do not need it
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JOBS_FILE = "jobs.json"
-POLL_S = 10.0
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
           "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
 
@@ -87,6 +86,8 @@ def slurm_settings(cfg: dict) -> dict:
                      ("array_parallelism", 1), ("max_requeue", 0), ("signal_delay_s", 0)):
         if s[key] < low:
             problems.append(f"slurm.{key} must be at least {low}, got {s[key]}")
+    if s["poll_s"] <= 0:
+        problems.append(f"slurm.poll_s must be positive, got {s['poll_s']}")
     if s["mem_gb"] <= 0:
         problems.append(f"slurm.mem_gb must be positive, got {s['mem_gb']}")
     if s["gpus_per_run"] > 1 and s["tasks_per_run"] not in (0, s["gpus_per_run"]):
@@ -281,10 +282,10 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
 
 
 def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], skipped: int, held: int,
-             since: int, poll_s: float | None = None) -> int:
-    """Poll squeue and the store until no job of `job_ids` is queued or running; then the
-    leaderboard. Returns 0 when every launched run completed, else 1."""
-    poll_s = POLL_S if poll_s is None else poll_s
+             since: int) -> int:
+    """Poll squeue and the store every slurm.poll_s until no job of `job_ids` is queued or
+    running; then the leaderboard. Returns 0 when every launched run completed, else 1."""
+    poll_s = cfg["slurm"]["poll_s"]
     runs_dir = results_dir / "runs"
     stale = cfg["run"]["stale_after_s"]
     progress = Progress("slurm")
@@ -300,6 +301,7 @@ def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], s
             if not jobs:
                 break
         time.sleep(poll_s)
+    states = outcomes(launched, runs_dir, stale, since)  # as the last task left it
     counts = summary_counts(launched, skipped, held, states)
     finish(cfg, results_dir, counts)
     return 0 if counts["COMPLETED"] == len(launched) else 1
