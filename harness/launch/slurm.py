@@ -224,9 +224,9 @@ def _absolute(cfg: dict, results_dir: Path) -> dict:
 
 
 def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int:
+    settings = slurm_settings(cfg)
     if submitit is None:
         raise UserError("--launcher slurm needs submitit: pip install submitit (or pip install -e '.[dev]')")
-    settings = slurm_settings(cfg)
     results_dir = Path(results_dir).resolve()
     folder = Path(settings["folder"]).resolve() if settings["folder"] else results_dir / "slurm"
     stale = cfg["run"]["stale_after_s"]
