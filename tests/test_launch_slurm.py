@@ -182,7 +182,7 @@ def test_sigusr2_requeues_the_task_which_resumes_from_its_checkpoint(slurm_clust
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
         assert main([*command, "--wait"]) == 0  # nothing to submit: it waits for the requeued task
         out = capsys.readouterr().out
-    assert f"left to job {job_id}" in out and "submitted" not in out
+    assert f"left to job {job_id}, still queued or running" in out and "submitted" not in out
     statuses = [r["run"]["status"] for r in records(results)]
     assert statuses == ["INTERRUPTED", "COMPLETED"]
     final = newest(results)[run_hash]

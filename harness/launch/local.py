@@ -11,7 +11,9 @@ left to it as well. The parent
   children expand the same grid, with the same run hashes: checked before they start),
 - decodes every dataset into the shared cache first (the children memory-map it),
 - gives worker i one GPU (CUDA_VISIBLE_DEVICES=<i-th visible GPU>), or on CPU cores // N
-  threads (OMP_NUM_THREADS, MKL_NUM_THREADS) and its own slice of the cores (affinity),
+  threads (OMP_NUM_THREADS, MKL_NUM_THREADS) and its own slice of the cores (affinity); N as
+  asked, even when fewer runs are left to start (so the thread count, and with it a run's
+  numbers, does not depend on how much of the grid was done before),
 - sends each child's output to <results>/local/<stamp>/worker-<i>.log and prints one progress
   line whenever the store changes,
 - forwards SIGTERM / SIGUSR2 to the children and turns SIGINT (Ctrl-C) into SIGTERM, so every
@@ -94,13 +96,14 @@ def run_local(cfg: dict, specs: list, results_dir: Path, workers: int) -> int:
     if not todo:
         finish(cfg, results_dir, summary_counts([], skipped, len(held), {}))
         return 0
-    cache_dir = Path(cfg["data"]["cache_dir"]) if cfg["data"]["cache_dir"] else results_dir / "cache"
-    warm_cache(todo, Path(cfg["data"]["root"]), cache_dir)
-
-    workers_started = min(workers, len(todo))  # no idle children
     gpus = visible_gpus()
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    plan = worker_plan(workers_started, gpus, cores, dict(os.environ))
+    # Threads per run from the N asked for, not from how many start (no idle children when
+    # fewer runs are left): a run's CPU numbers depend on its thread count, which must not
+    # depend on how much of the grid was done before.
+    plan = worker_plan(workers, gpus, cores, dict(os.environ))[:len(todo)]
+    cache_dir = Path(cfg["data"]["cache_dir"]) if cfg["data"]["cache_dir"] else results_dir / "cache"
+    warm_cache(todo, Path(cfg["data"]["root"]), cache_dir)
 
     folder = results_dir / "local" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=True)

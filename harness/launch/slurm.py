@@ -242,7 +242,8 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
     queued = [s for s in todo if alive.get(known.get(s.config["run_hash"], "")) in ACTIVE]
     todo = [s for s in todo if s not in queued]
     for s in held + queued:
-        why = f"job {known[s.config['run_hash']]}" if s in queued else "held by a live invocation"
+        why = f"job {known[s.config['run_hash']]}, still queued or running" if s in queued else \
+            "the live invocation that holds its claim"
         print(f"slurm: left to {why}: {s.label}")
     if not todo:
         print(f"slurm: nothing to submit ({skipped} completed, {len(held) + len(queued)} queued or running elsewhere)")
@@ -284,7 +285,8 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
 def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], skipped: int, held: int,
              since: int) -> int:
     """Poll squeue and the store every slurm.poll_s until no job of `job_ids` is queued or
-    running; then the leaderboard. Returns 0 when every launched run completed, else 1."""
+    running; then the leaderboard. Returns 0 when every launched run ended COMPLETED or FAILED
+    (a failed run is an outcome, as inline), 1 when some were interrupted or never ran."""
     poll_s = cfg["slurm"]["poll_s"]
     runs_dir = results_dir / "runs"
     stale = cfg["run"]["stale_after_s"]
@@ -304,4 +306,4 @@ def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], s
     states = outcomes(launched, runs_dir, stale, since)  # as the last task left it
     counts = summary_counts(launched, skipped, held, states)
     finish(cfg, results_dir, counts)
-    return 0 if counts["COMPLETED"] == len(launched) else 1
+    return 0 if counts["COMPLETED"] + counts["FAILED"] == len(launched) else 1
