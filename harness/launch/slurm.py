@@ -35,7 +35,9 @@ submitit's handlers back. RunJob then decides:
   as if submitit had caught it. That handler tells a time-out (past 80% of time_min) from a
   preemption, calls `RunJob.checkpoint` (the same callable and run hash: the state that matters
   is the checkpoint in the store), requeues the task with `scontrol requeue` and exits; after
-  `max_requeue` time-outs it refuses and the task ends with submitit's UncompletedJobError. The
+  `max_requeue` time-outs it refuses and the task ends with submitit's UncompletedJobError
+  (submitit counts a signal as a time-out after min(80%, time_min - 10 min) of the time limit:
+  with time_min <= 10 every SIGUSR2 is one). SLURM holds a requeued job about two minutes. The
   requeued task resumes the run from its checkpoint (info.json: `resumed_from`). Tested:
   `scancel --signal=USR2` mid-run; the task requeues itself and completes.
 - SIGTERM (`scancel`, or SLURM's own preemption in CANCEL/REQUEUE mode): the task returns
@@ -254,13 +256,13 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
             finish(cfg, results_dir, summary_counts([], skipped, len(held), {}))
         return 0
 
-    job_cfg = _absolute(cfg, results_dir)
-    warm_cache(todo, Path(job_cfg["data"]["root"]), Path(job_cfg["data"]["cache_dir"]))
     try:
         executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings["max_requeue"])
         executor.update_parameters(**executor_parameters(settings))
     except RuntimeError as exc:  # "Could not detect srun": not on a SLURM cluster
         raise UserError(f"--launcher slurm: {exc}") from None
+    job_cfg = _absolute(cfg, results_dir)
+    warm_cache(todo, Path(job_cfg["data"]["root"]), Path(job_cfg["data"]["cache_dir"]))
     since = newest_run_id(results_dir / "runs")
     hashes = [s.config["run_hash"] for s in todo]
     try:
