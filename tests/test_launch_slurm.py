@@ -191,14 +191,21 @@ def test_sigusr2_requeues_the_task_which_resumes_from_its_checkpoint(slurm_clust
     assert_same_as_inline(results, inline)
 
 
-def test_a_run_data_parallel_over_two_tasks(slurm_cluster, tmp_path, capsys):
+def test_a_run_data_parallel_over_two_tasks_and_wait_for_a_running_task(slurm_cluster, tmp_path, capsys):
     """slurm.tasks_per_run=2 on CPU: the job's two tasks form one gloo group from submitit's
-    JobEnvironment; the run is observed once, by the main process, with world size 2."""
+    JobEnvironment; the run is observed once, by the main process, with world size 2. The same
+    command with --wait, given while that task runs, submits nothing and waits for it."""
     results = tmp_path / "results"
-    command = [*GRID, *SLURM, "--methods", "byol", "--set", "pretrain.epochs=2", "--set", "slurm.tasks_per_run=2",
-               "--set", "slurm.cpus_per_run=2", "--results-dir", str(results), "--wait"]
+    command = [*GRID, *SLURM, "--methods", "byol", "--set", "pretrain.epochs=8", "--set", "slurm.tasks_per_run=2",
+               "--set", "slurm.cpus_per_run=2", "--results-dir", str(results)]
     with deadline(DEADLINE_S, results):
         assert main(command) == 0
+        (job_id,) = submitted(capsys.readouterr().out).values()
+        wait_until(lambda: list((results / "runs").glob("[0-9]*/run.json")), "the run to start", every=0.1)
+        assert main([*command, "--wait"]) == 0
+    out = capsys.readouterr().out
+    assert f"left to job {job_id}, still queued or running" in out and "submitted" not in out
+    assert "1 completed, 0 failed, 0 skipped (already completed)" in out
     (record,) = records(results)
     assert record["run"]["status"] == "COMPLETED"
-    assert record["info"]["world_size"] == 2 and record["info"]["pretrain_steps"] == 2 * 16
+    assert record["info"]["world_size"] == 2 and record["info"]["pretrain_steps"] == 8 * 16

@@ -3,7 +3,8 @@ lines, and the closing summary and leaderboard.
 
 The launchers count from the store, never from what their workers say: a worker that skipped a
 run because a sibling worker held it would otherwise count it twice or not at all. Each run's
-outcome is the newest record of its identity written since the command started (`since_id`):
+outcome is the newest record of its identity after those that had ended when the command
+started (`ended_before`):
 COMPLETED, FAILED, INTERRUPTED (checkpointed: the same command resumes it), RUNNING (held by a
 live invocation), or none (queued, or left to another invocation).
 """
@@ -36,20 +37,26 @@ def runs_to_do(specs: list[RunSpec], results_dir: Path, stale_after_s: float) ->
     return todo, held
 
 
-def newest_run_id(runs_dir: Path) -> int:
-    """The highest Sacred run id in the store (0 when empty): records above it are this command's."""
-    runs_dir = Path(runs_dir)
-    ids = [int(p.name) for p in runs_dir.iterdir() if p.name.isdigit()] if runs_dir.is_dir() else []
-    return max(ids, default=0)
+def ended_before(specs: list[RunSpec], runs_dir: Path, stale_after_s: float) -> dict[str, int]:
+    """run_hash -> id of its newest record that had ended (anything but RUNNING) when the command
+    started: the records after it are this command's, or those of the live invocation or queued
+    task the run was left to (a record RUNNING now counts, and so does its outcome)."""
+    wanted = {s.config["run_hash"] for s in specs}
+    out: dict[str, int] = {}
+    for record in load_runs(runs_dir, stale_after_s):
+        run_hash = record.config.get("run_hash")
+        if run_hash in wanted and record.status != "RUNNING" and record.run_id.isdigit():
+            out[run_hash] = max(out.get(run_hash, 0), int(record.run_id))
+    return out
 
 
-def outcomes(specs: list[RunSpec], runs_dir: Path, stale_after_s: float, since_id: int) -> dict[str, str | None]:
-    """run_hash -> status of its newest record newer than `since_id` (None: no such record)."""
+def outcomes(specs: list[RunSpec], runs_dir: Path, stale_after_s: float, since: dict[str, int]) -> dict[str, str | None]:
+    """run_hash -> status of its newest record after `since[run_hash]` (None: no such record)."""
     wanted = {s.config["run_hash"] for s in specs}
     out: dict[str, str | None] = dict.fromkeys(wanted)
     for record in load_runs(runs_dir, stale_after_s):  # oldest first: the newest wins
         run_hash = record.config.get("run_hash")
-        if run_hash in wanted and record.run_id.isdigit() and int(record.run_id) > since_id:
+        if run_hash in wanted and record.run_id.isdigit() and int(record.run_id) > since.get(run_hash, 0):
             out[run_hash] = record.status
     return out
 

@@ -46,7 +46,7 @@ from pathlib import Path
 import yaml
 
 from harness.errors import UserError
-from harness.launch.common import (Progress, finish, newest_run_id, outcomes, progress_line, runs_to_do,
+from harness.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
                                    summary_counts, warm_cache)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +114,7 @@ def run_local(cfg: dict, specs: list, results_dir: Path, workers: int) -> int:
         raise RuntimeError(f"the resolved config does not survive YAML ({config_path}); please report this")
 
     argv = ["--config", str(config_path), "--results-dir", str(results_dir), "--launcher", "inline", "--worker"]
-    since = newest_run_id(runs_dir)
+    since = ended_before(todo, runs_dir, stale)
     procs, logs = [], []
     received: list[int] = []
 

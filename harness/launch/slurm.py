@@ -63,7 +63,7 @@ import time
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.launch.common import (Progress, finish, newest_run_id, outcomes, progress_line, runs_to_do,
+from harness.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
                                    summary_counts, warm_cache)
 
 try:
@@ -233,16 +233,17 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
     folder = Path(settings["folder"]).resolve() if settings["folder"] else results_dir / "slurm"
     stale = cfg["run"]["stale_after_s"]
     skipped = sum(s.done for s in specs)
-    todo, held = runs_to_do(specs, results_dir, stale)
     jobs_path = folder / JOBS_FILE
     known = _read_jobs(jobs_path)
-    alive = active_jobs() if any(s.config["run_hash"] in known for s in todo) else {}
+    # Runs whose task of an earlier submission is queued or running are left to it (and --wait
+    # waits for it too); then runs claimed by another live invocation are left to that.
+    alive = active_jobs() if any(not s.done and s.config["run_hash"] in known for s in specs) else {}
     if alive is None:
         print("slurm: squeue did not answer; runs of earlier submissions that are still queued may be submitted "
               "twice (their claims keep them from running twice)", file=sys.stderr)
         alive = {}
-    queued = [s for s in todo if alive.get(known.get(s.config["run_hash"], "")) in ACTIVE]
-    todo = [s for s in todo if s not in queued]
+    queued = [s for s in specs if not s.done and alive.get(known.get(s.config["run_hash"], "")) in ACTIVE]
+    todo, held = runs_to_do([s for s in specs if s not in queued], results_dir, stale)
     for s in held + queued:
         why = f"job {known[s.config['run_hash']]}, still queued or running" if s in queued else \
             "the live invocation that holds its claim"
@@ -251,7 +252,7 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
         print(f"slurm: nothing to submit ({skipped} completed, {len(held) + len(queued)} queued or running elsewhere)")
         if wait and queued:
             return wait_for(cfg, results_dir, queued, [known[s.config["run_hash"]] for s in queued], skipped,
-                            len(held), newest_run_id(results_dir / "runs"))
+                            len(held), ended_before(queued, results_dir / "runs", stale))
         if wait:
             finish(cfg, results_dir, summary_counts([], skipped, len(held), {}))
         return 0
@@ -263,7 +264,7 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
         raise UserError(f"--launcher slurm: {exc}") from None
     job_cfg = _absolute(cfg, results_dir)
     warm_cache(todo, Path(job_cfg["data"]["root"]), Path(job_cfg["data"]["cache_dir"]))
-    since = newest_run_id(results_dir / "runs")
+    since = ended_before(todo + queued, results_dir / "runs", stale)
     hashes = [s.config["run_hash"] for s in todo]
     try:
         jobs = executor.map_array(RunJob(job_cfg, str(results_dir)), hashes)
@@ -285,7 +286,7 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
 
 
 def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], skipped: int, held: int,
-             since: int) -> int:
+             since: dict[str, int]) -> int:
     """Poll squeue and the store every slurm.poll_s until no job of `job_ids` is queued or
     running; then the leaderboard. Returns 0 when every launched run ended COMPLETED or FAILED
     (a failed run is an outcome, as inline), 1 when some were interrupted or never ran."""
