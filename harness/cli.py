@@ -18,6 +18,8 @@ EXAMPLES = """examples:
   python run_bench.py --methods "byol-nobn-*" --dry-run
   python run_bench.py --leaderboard                     # rebuild tables from results/runs
   accelerate launch run_bench.py ...                    # several GPUs / nodes
+  python run_bench.py --launcher local --workers 4      # 4 runs at once (one GPU each, or cores / 4)
+  python run_bench.py --launcher slurm --wait           # a SLURM job array (config section slurm:)
 """
 
 
@@ -45,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the grid, run nothing")
     p.add_argument("--status", action="store_true",
                    help="the grid's state from the store alone: done, evaluating, running, interrupted, failed, queued")
+    from harness.launch import LAUNCHERS
+    p.add_argument("--launcher", choices=LAUNCHERS, default="inline",
+                   help="inline: this process (default); local: --workers N processes on this machine; "
+                        "slurm: a submitit job array, resources from the config's slurm section")
+    p.add_argument("--workers", type=int, metavar="N", help="--launcher local: runs at once (one GPU each; on CPU the cores divided)")
+    p.add_argument("--wait", action="store_true",
+                   help="--launcher slurm: wait for the jobs, print progress, then write the leaderboard")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a local launcher's child: no leaderboard
     return p
 
 
@@ -91,6 +101,8 @@ def print_listing() -> None:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from harness.launch import check_flags
+    check_flags(args)
     if args.list:
         print_listing()
         return 0
@@ -125,6 +137,9 @@ def run(argv: list[str] | None = None) -> int:
         from harness.data.download import download_dataset
         for name in dict.fromkeys(s.dataset for s in specs if not s.done):
             download_dataset(name, Path(cfg["data"]["root"]))
+    if args.launcher != "inline":
+        from harness.launch import launch
+        return launch(args, cfg, specs, results_dir)
 
     from accelerate import Accelerator, DataLoaderConfiguration
     from harness.run.grid_runner import run_grid
@@ -138,7 +153,7 @@ def run(argv: list[str] | None = None) -> int:
                       wait_timeout_h=cfg["run"]["wait_timeout_h"],
                       checkpoint_every_min=cfg["run"]["checkpoint_every_min"],
                       stale_after_s=cfg["run"]["stale_after_s"])
-    if accelerator.is_main_process:
+    if accelerator.is_main_process and not args.worker:  # a local launcher writes it once, at the end
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
                                  stale_after_s=cfg["run"]["stale_after_s"])
         elsewhere = counts.get("claimed elsewhere", 0)

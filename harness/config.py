@@ -102,6 +102,22 @@ DEFAULTS: dict[str, Any] = {
         # (0: every epoch), and at the next step after SIGTERM / SIGUSR2.
         "checkpoint_every_min": 10.0,
     },
+    "slurm": {                       # --launcher slurm: each run is one task of a submitit job array.
+                                     # Resources only (like `run`, never part of a run's identity).
+        "partition": "",             # "" = the cluster's default partition
+        "account": "",
+        "qos": "",
+        "time_min": 240,             # time limit of one array task (one run)
+        "gpus_per_run": 1,           # >1: the run is data-parallel over that many GPUs (one task each)
+        "tasks_per_run": 0,          # processes per run; 0 = one per GPU (gpus_per_run, at least 1)
+        "cpus_per_run": 8,           # divided between the run's tasks; sets torch's thread count
+        "mem_gb": 32.0,
+        "array_parallelism": 64,     # array tasks running at once
+        "max_requeue": 3,            # requeues after a time-out (a preemption always requeues)
+        "signal_delay_s": 120,       # SIGUSR2 this long before the time limit: checkpoint, requeue
+        "folder": "",                # submitit's scripts, pickles and logs; "" = <results-dir>/slurm
+        "poll_s": 10.0,              # --wait: seconds between looks at squeue and the store
+    },
     "method_options": {},            # {method: {option: value}}; see each method's `options`
     "eval": {
         "batch_size": 512,

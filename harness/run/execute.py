@@ -52,6 +52,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
         method = build_method(config, card.channels, data.num_classes, card.task).to(accelerator.device)
         info["world_size"] = accelerator.num_processes
         info["device"] = str(accelerator.device)
+        info["cpu_threads"] = torch.get_num_threads()  # CPU numerics depend on it (harness/launch/local.py)
         path = encoder_path(results_dir, config["pretrain_hash"]) if results_dir is not None else None
         saved = saved_encoder(path, accelerator) if action == "evaluate" and path is not None else None
         if saved is not None:

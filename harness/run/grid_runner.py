@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
@@ -17,6 +18,7 @@ from harness.data import LoadedDataset, load_dataset_shared
 from harness.errors import UserError
 from harness.evaluation.transfer import transfer_targets
 from harness.plan.grid import RunSpec
+from harness.run.encoder_wait import wait_for_pretraining
 from harness.run.sacred_adapter import sacred_run
 from harness.store.claims import try_claim
 from harness.store.records import load_runs
@@ -84,10 +86,21 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
         if claim is not None and completed_in_store(runs_dir, spec.config["run_hash"]):
             claim.release()  # finished by another invocation since this grid was expanded
             claim = None
-        held = [claim is not None]
-        if accelerator.num_processes > 1:
-            broadcast_object_list(held)
-        if not held[0]:
+        # Its encoder may be in training elsewhere (same pretrain_hash, other evaluation): wait
+        # for it rather than train it twice (harness/run/encoder_wait.py).
+        pretraining, signum = None, None
+        if claim is not None and spec.action == "pretrain":
+            spec.action, pretraining, signum = wait_for_pretraining(results_dir, spec.config["pretrain_hash"],
+                                                                    stale_after_s)
+        decided = [claim is not None, spec.action, signum]
+        if accelerator.num_processes > 1:  # on the gloo group: the main process may wait for hours
+            torch.distributed.broadcast_object_list(decided, src=0, group=agreement.group)
+        held, spec.action, signum = decided
+        if signum is not None:
+            if claim is not None:
+                claim.release()
+            raise Preempted(signum)
+        if not held:
             counts["claimed elsewhere"] = counts.get("claimed elsewhere", 0) + 1
             continue
         try:
@@ -96,7 +109,8 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
                                 load_other=lambda name, size=size, sub=sub: get(name, size, sub),
                                 agreement=agreement, checkpoint_every_s=checkpoint_every_min * 60)
         finally:
-            if claim is not None:
-                claim.release()
+            for held_claim in (claim, pretraining):
+                if held_claim is not None:
+                    held_claim.release()
         counts[status] = counts.get(status, 0) + 1
     return counts

@@ -63,7 +63,7 @@ class Claim:
         self.release()
 
 
-def _dead(held: dict, stale_after_s: float) -> bool:
+def is_dead(held: dict, stale_after_s: float) -> bool:
     """A claim's holder is gone: its heartbeat is stale, or it was this host's and its process
     no longer exists (a SIGKILL leaves a fresh-looking claim behind)."""
     age = time.time() - held["heartbeat"] if "heartbeat" in held else float("inf")
@@ -89,7 +89,7 @@ def try_claim(results_dir: Path, run_hash: str, stale_after_s: float) -> Claim |
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             held = read_claim(path)
-            if held is not None and not _dead(held, stale_after_s):
+            if held is not None and not is_dead(held, stale_after_s):
                 return None
             aside = path.with_name(f".{path.name}.stale-{uuid.uuid4().hex}")
             try:  # stale (or unreadable): move it aside; only one taker's rename succeeds

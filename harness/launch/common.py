@@ -1,0 +1,126 @@
+"""What the launchers share: which runs are still to do, their state in the store, progress
+lines, and the closing summary and leaderboard.
+
+The launchers count from the store, never from what their workers say: a worker that skipped a
+run because a sibling worker held it would otherwise count it twice or not at all. Each run's
+outcome is the newest record of its identity after those that had ended when the command
+started (`ended_before`):
+COMPLETED, FAILED, INTERRUPTED (checkpointed: the same command resumes it), RUNNING (held by a
+live invocation), or none (queued, or left to another invocation).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from harness.store.claims import CLAIMS, is_dead, read_claim
+from harness.plan.grid import RunSpec
+from harness.store.records import load_runs
+
+
+def live_claim(results_dir: Path, run_hash: str, stale_after_s: float) -> dict | None:
+    """The claim on `run_hash` if a live process holds it (harness.store.claims), else None."""
+    held = read_claim(Path(results_dir) / CLAIMS / f"{run_hash}.json")
+    if held is None or is_dead(held, stale_after_s):
+        return None
+    return held
+
+
+def runs_to_do(specs: list[RunSpec], results_dir: Path, stale_after_s: float) -> tuple[list[RunSpec], list[RunSpec]]:
+    """(to run, held elsewhere): the runs not completed, split by whether a live invocation
+    holds their claim (those are left to it)."""
+    todo, held = [], []
+    for spec in specs:
+        if spec.done:
+            continue
+        (held if live_claim(results_dir, spec.config["run_hash"], stale_after_s) else todo).append(spec)
+    return todo, held
+
+
+def ended_before(specs: list[RunSpec], runs_dir: Path, stale_after_s: float) -> dict[str, int]:
+    """run_hash -> id of its newest record that had ended (anything but RUNNING) when the command
+    started: the records after it are this command's, or those of the live invocation or queued
+    task the run was left to (a record RUNNING now counts, and so does its outcome)."""
+    wanted = {s.config["run_hash"] for s in specs}
+    out: dict[str, int] = {}
+    for record in load_runs(runs_dir, stale_after_s):
+        run_hash = record.config.get("run_hash")
+        if run_hash in wanted and record.status != "RUNNING" and record.run_id.isdigit():
+            out[run_hash] = max(out.get(run_hash, 0), int(record.run_id))
+    return out
+
+
+def outcomes(specs: list[RunSpec], runs_dir: Path, stale_after_s: float, since: dict[str, int]) -> dict[str, str | None]:
+    """run_hash -> status of its newest record after `since[run_hash]` (None: no such record)."""
+    wanted = {s.config["run_hash"] for s in specs}
+    out: dict[str, str | None] = dict.fromkeys(wanted)
+    for record in load_runs(runs_dir, stale_after_s):  # oldest first: the newest wins
+        run_hash = record.config.get("run_hash")
+        if run_hash in wanted and record.run_id.isdigit() and int(record.run_id) > since.get(run_hash, 0):
+            out[run_hash] = record.status
+    return out
+
+
+STATE_WORDS = {"COMPLETED": "done", "FAILED": "failed", "INTERRUPTED": "interrupted", "RUNNING": "running", None: "queued"}
+
+
+def progress_line(states: dict[str, str | None]) -> str:
+    words = [STATE_WORDS.get(s, s.lower() if s else "queued") for s in states.values()]
+    order = ["done", "running", "interrupted", "failed", "queued"]
+    return ", ".join(f"{words.count(w)} {w}" for w in order + sorted(set(words) - set(order)))
+
+
+class Progress:
+    """Prints a time-stamped line whenever the state of the launched runs changes."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.last = prefix, None
+
+    def show(self, line: str) -> None:
+        if line != self.last:
+            print(f"{time.strftime('%H:%M:%S')} {self.prefix}: {line}", flush=True)
+            self.last = line
+
+
+def summary_counts(launched: list[RunSpec], skipped: int, held: int, states: dict[str, str | None]) -> dict[str, int]:
+    statuses = [states.get(s.config["run_hash"]) for s in launched]
+    return {"COMPLETED": statuses.count("COMPLETED"), "FAILED": statuses.count("FAILED"),
+            "INTERRUPTED": statuses.count("INTERRUPTED"), "skipped": skipped,
+            # RUNNING or no record: another invocation holds it (or a worker died before it)
+            "not run": held + sum(s not in ("COMPLETED", "FAILED", "INTERRUPTED") for s in statuses)}
+
+
+def finish(cfg: dict, results_dir: Path, counts: dict[str, int]) -> Path:
+    """Write the leaderboard once, and print the closing line in the inline launcher's words."""
+    from harness.report.leaderboard import write_leaderboard
+
+    path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
+                             stale_after_s=cfg["run"]["stale_after_s"])
+    extra = ""
+    if counts["INTERRUPTED"]:
+        extra += f", {counts['INTERRUPTED']} interrupted (checkpointed: run the same command to resume)"
+    if counts["not run"]:
+        extra += f", {counts['not run']} left to the invocation that holds them"
+    print(f"{counts['COMPLETED']} completed, {counts['FAILED']} failed, "
+          f"{counts['skipped']} skipped (already completed){extra}; wrote {path}", flush=True)
+    return path
+
+
+def warm_cache(specs: list[RunSpec], data_root: Path, cache_dir: Path) -> None:
+    """Decode every dataset the runs need (transfer targets included) into the shared cache
+    once, before workers or array tasks start: they then memory-map it instead of all decoding
+    at once, and missing data fails here, before anything is launched."""
+    from harness.data.catalog import get_card
+    from harness.data.load import load_from_card
+    from harness.evaluation.transfer import transfer_targets
+
+    seen: set[tuple[str, int]] = set()
+    for spec in specs:
+        size = spec.config["data"]["image_size"]
+        names = [spec.dataset]
+        if "transfer" in spec.config["protocols"]:
+            names += transfer_targets(spec.dataset, spec.config["eval"]["transfer"]["pairs"])
+        for name in names:
+            if (name, size) not in seen:
+                load_from_card(get_card(name), Path(data_root), size, Path(cache_dir), mmap=True)
+                seen.add((name, size))
