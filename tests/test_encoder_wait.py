@@ -5,7 +5,6 @@ Bounded: the first invocation has a hard timeout, the second a SIGALRM deadline.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bounded import deadline
 from harness.cli import main
 from harness.run import encoder_wait
 
@@ -35,15 +35,8 @@ def test_a_run_waits_for_the_encoder_another_invocation_is_pretraining(tmp_path,
                 pytest.fail(f"the first invocation never checkpointed: {first.communicate(timeout=60)[1][-2000:]}")
             time.sleep(0.05)
 
-        def expired(signum, frame):
-            raise TimeoutError("the waiting invocation did not finish within 120 s")
-        previous = signal.signal(signal.SIGALRM, expired)
-        signal.alarm(120)
-        try:
+        with deadline(120):
             assert main([*GRID, "--set", "eval.knn.k=5", "--results-dir", str(results)]) == 0
-        finally:
-            signal.alarm(0)
-            signal.signal(signal.SIGALRM, previous)
         assert first.wait(timeout=120) == 0
     finally:
         if first.poll() is None:

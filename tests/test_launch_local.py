@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bounded import deadline
 from harness.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,19 +29,6 @@ TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--set", "backbone.width=4
         "--set", "byol.pred_hidden=16", "--set", "byol.proj_dim=8"]
 GRID = [*TINY, "--methods", "byol,random-init", "--seeds", "0,1", "--set", "pretrain.epochs=2"]
 WORKERS = 2
-
-
-@contextmanager
-def deadline(seconds: int):
-    def expired(signum, frame):
-        raise TimeoutError(f"not done within {seconds} s")
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @contextmanager

@@ -12,10 +12,8 @@ jobs, never blocks the suite.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ import torch
 
 pytest.importorskip("submitit")
 
+from bounded import deadline  # noqa: E402
 from harness.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,23 +32,6 @@ SLURM = ["--launcher", "slurm", "--set", "slurm.partition=debug", "--set", "slur
          "--set", "slurm.cpus_per_run=1", "--set", "slurm.mem_gb=1", "--set", "slurm.time_min=10",
          "--set", "slurm.signal_delay_s=30", "--set", "slurm.poll_s=1"]
 DEADLINE_S = 120
-
-
-@contextmanager
-def deadline(seconds: int, results: Path):
-    """Fail (and cancel this test's jobs) if the block takes longer than `seconds`."""
-    def expired(signum, frame):
-        raise TimeoutError(f"not done within {seconds} s")
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    except BaseException:
-        cancel_jobs(results)
-        raise
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def cancel_jobs(results: Path) -> None:
@@ -134,7 +116,7 @@ def test_array_task_cancelled_mid_run_then_the_same_command_completes_it_equal_t
         slurm_cluster, tmp_path, inline, capsys):
     results = tmp_path / "results"
     command = [*GRID, *SLURM, "--results-dir", str(results)]
-    with deadline(DEADLINE_S, results):
+    with deadline(DEADLINE_S, lambda: cancel_jobs(results)):
         assert main(command) == 0
         out = capsys.readouterr().out
         jobs = submitted(out)
@@ -171,7 +153,7 @@ def test_sigusr2_requeues_the_task_which_resumes_from_its_checkpoint(slurm_clust
     a requeued batch job for about two minutes (BeginTime); the test releases it at once."""
     results = tmp_path / "results"
     command = [*GRID, *SLURM, "--methods", "byol", "--results-dir", str(results)]
-    with deadline(DEADLINE_S, results):
+    with deadline(DEADLINE_S, lambda: cancel_jobs(results)):
         assert main(command) == 0
         (run_hash, job_id), = submitted(capsys.readouterr().out).items()
         pretrain_hash = newest(inline)[run_hash]["config"]["pretrain_hash"]
@@ -198,7 +180,7 @@ def test_a_run_data_parallel_over_two_tasks_and_wait_for_a_running_task(slurm_cl
     results = tmp_path / "results"
     command = [*GRID, *SLURM, "--methods", "byol", "--set", "pretrain.epochs=8", "--set", "slurm.tasks_per_run=2",
                "--set", "slurm.cpus_per_run=2", "--results-dir", str(results)]
-    with deadline(DEADLINE_S, results):
+    with deadline(DEADLINE_S, lambda: cancel_jobs(results)):
         assert main(command) == 0
         (job_id,) = submitted(capsys.readouterr().out).values()
         wait_until(lambda: list((results / "runs").glob("[0-9]*/run.json")), "the run to start", every=0.1)
