@@ -139,7 +139,7 @@ def run_local(cfg: dict, specs: list, results_dir: Path, workers: int) -> int:
             if affinity and hasattr(os, "sched_setaffinity"):
                 try:  # before the child's torch starts its thread pool (it is still importing)
                     os.sched_setaffinity(procs[-1].pid, affinity)
-                except OSError:
+                except OSError:  # cores this process may not use (a cgroup): the child runs unpinned
                     pass
             where = f"GPU {extra['CUDA_VISIBLE_DEVICES']}" if gpus else \
                 f"{extra.get('OMP_NUM_THREADS', os.environ.get('OMP_NUM_THREADS'))} CPU thread(s)" + \
