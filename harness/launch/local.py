@@ -36,6 +36,7 @@ count in info.json (`cpu_threads`). On GPUs the CPU thread count does not enter 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -137,10 +138,10 @@ def run_local(cfg: dict, specs: list, results_dir: Path, workers: int) -> int:
                 procs.append(subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env, stdin=subprocess.DEVNULL,
                                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
             if affinity and hasattr(os, "sched_setaffinity"):
-                try:  # before the child's torch starts its thread pool (it is still importing)
+                # Before the child's torch starts its thread pool (it is still importing). Cores
+                # this process may not use (a cgroup): OSError, and the child runs unpinned.
+                with contextlib.suppress(OSError):
                     os.sched_setaffinity(procs[-1].pid, affinity)
-                except OSError:  # cores this process may not use (a cgroup): the child runs unpinned
-                    pass
             where = f"GPU {extra['CUDA_VISIBLE_DEVICES']}" if gpus else \
                 f"{extra.get('OMP_NUM_THREADS', os.environ.get('OMP_NUM_THREADS'))} CPU thread(s)" + \
                 (f" on core(s) {','.join(map(str, affinity))}" if affinity else "")

@@ -63,6 +63,7 @@ import time
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.store.atomic_io import atomic_write_text
 from harness.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
                                    summary_counts, warm_cache)
 
@@ -210,10 +211,7 @@ def _read_jobs(path: Path) -> dict[str, str]:
 
 
 def _write_jobs(path: Path, jobs: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(jobs, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(jobs, indent=1, sort_keys=True))
 
 
 def _absolute(cfg: dict, results_dir: Path) -> dict:

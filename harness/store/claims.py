@@ -20,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
+from harness.store.atomic_io import atomic_write_text
+
 CLAIMS = "claims"
 BEAT_S = 10.0
 
@@ -47,9 +49,7 @@ class Claim:
 
     def _beat(self) -> None:
         while not self._stop.wait(BEAT_S):
-            tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
-            tmp.write_text(json.dumps(_owner()))
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, json.dumps(_owner()))
 
     def release(self) -> None:
         self._stop.set()
