@@ -9,6 +9,7 @@ object API on an Agg canvas, so pyplot's global state is never touched.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -20,6 +21,7 @@ from typing import Mapping
 import numpy as np
 
 from harness.report.stats import nonsignificant_groups
+from harness.store.atomic_io import atomic_write_bytes
 
 CURVE = "train/loss"
 
@@ -66,6 +68,13 @@ def training_curves(records, name: str = CURVE) -> dict[str, dict[str, Curve]]:
     return dict(out)
 
 
+def save_png(fig, path: Path, **savefig_kwargs) -> None:
+    """Render to memory, then replace `path` atomically: a reader never sees half a PNG."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight", **savefig_kwargs)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def safe_name(text: str) -> str:
     """A file-name-safe version of a dataset or method name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
@@ -94,7 +103,7 @@ def plot_curves(curves: dict[str, Curve], dataset: str, path: Path) -> Path:
         ax.legend(fontsize=8)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    save_png(fig, out, dpi=120, metadata={"Software": None})
     return out
 
 
@@ -167,5 +176,5 @@ def cd_diagram(avg_ranks: Mapping[str, float], cd: float, path, title: str | Non
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=150, bbox_inches="tight")
+    save_png(fig, out, dpi=150)
     return out

@@ -23,6 +23,7 @@ from harness.report.cells import (CellKey, CellStats, Ranking, cell_stats, colle
                                   natural_key, overall_ranking, primary_cells)
 from harness.report.tables import cost_table, fmt_p, ranking_table, results_table
 from harness.report.provenance import KEY_PACKAGES, KEY_SETTINGS, collect_provenance, describe
+from harness.store.atomic_io import atomic_write_text
 from harness.store.records import (RunRecord, STALE_AFTER_S, config_differences, latest_completed, load_runs,
                                    one_per_key)
 
@@ -316,8 +317,8 @@ def write_leaderboard(results_dir: Path, baseline: str = "byol", stale_after_s: 
     if records:
         lines += power_lines(list(primary.values()), ranking)
 
-    path = results_dir / "LEADERBOARD.md"
-    path.write_text("\n".join(lines))
+    # Atomic: a reader (a dashboard, a second invocation) never sees a half-written file.
+    path = atomic_write_text(results_dir / "LEADERBOARD.md", "\n".join(lines))
     board = json_records(cells, set(primary_keys), ranking, roles, order)
-    (results_dir / "leaderboard.json").write_text(json.dumps(board, indent=1, allow_nan=False) + "\n")
+    atomic_write_text(results_dir / "leaderboard.json", json.dumps(board, indent=1, allow_nan=False) + "\n")
     return path

@@ -35,3 +35,8 @@ def atomic_torch_save(path: Path, payload) -> Path:
 def atomic_write_text(path: Path, text: str) -> Path:
     """`text` (UTF-8) to `path`, atomically."""
     return _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """`data` to `path`, atomically."""
+    return _atomic_write(path, lambda f: f.write(data))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +30,42 @@ def dataset_label(config: dict) -> str:
     return f"{dataset} [{recipe}]" if recipe else dataset
 
 
-def _read_json(path: Path) -> dict | None:
+def read_json_object(path: Path) -> tuple[dict | None, str]:
+    """(the JSON object in `path`, "") or (None, why it is not one). Sacred writes run.json in
+    place, so a run killed mid-write leaves it empty or truncated; a hand-edited or foreign file
+    may hold valid JSON that is not an object."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+        text = path.read_text()
+    except FileNotFoundError:
+        return None, f"{path.name} is missing"
+    except OSError as exc:
+        return None, f"{path.name} cannot be read ({exc.strerror or type(exc).__name__})"
+    if not text.strip():
+        return None, f"{path.name} is empty"
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None, f"{path.name} is not valid JSON (truncated?)"
+    if not isinstance(data, dict):
+        return None, f"{path.name} holds a JSON {type(data).__name__}, not an object"
+    return data, ""
+
+
+def _read_json(path: Path) -> dict | None:
+    return read_json_object(path)[0]
+
+
+_reported: set[tuple[str, str]] = set()
+
+
+def report_unreadable(folder: Path, why: str) -> None:
+    """One line on stderr per unreadable run folder and reason, once per process: the store is
+    read several times per command (plan, claims, leaderboard), and a folder that stays unreadable
+    should be named, not repeated."""
+    if (str(folder), why) in _reported:
+        return
+    _reported.add((str(folder), why))
+    print(f"warning: run folder {folder} skipped: {why}", file=sys.stderr)
 
 
 STALE_AFTER_S = 120.0
@@ -74,17 +106,19 @@ def load_runs(runs_dir: Path, stale_after_s: float = STALE_AFTER_S) -> list[RunR
     records = []
     folders = [p for p in runs_dir.iterdir() if p.is_dir() and p.name.isdigit()]
     for folder in sorted(folders, key=lambda p: int(p.name)):
-        config, run = _read_json(folder / "config.json"), _read_json(folder / "run.json")
+        (config, config_why), (run, run_why) = (read_json_object(folder / "config.json"),
+                                                read_json_object(folder / "run.json"))
         if config is None or run is None:
+            report_unreadable(folder, config_why or run_why)
             continue
         result = run.get("result") if isinstance(run.get("result"), dict) else {}
         status, reason = effective_status(run, stale_after_s)
+        status = str(status)
         if status == "FAILED":
-            trace = run.get("fail_trace") or []
-            reason = trace[-1].strip() if trace else "unknown failure"
+            trace = run.get("fail_trace")
+            reason = str(trace[-1]).strip() if isinstance(trace, list) and trace else "unknown failure"
         records.append(RunRecord(folder.name, config, status, result, reason, folder))
     return records
-
 
 
 def latest_completed(records: list[RunRecord]) -> list[RunRecord]:
