@@ -245,7 +245,9 @@ def _sbatch_refusal(exc: Exception, captured: str, s: dict, partition) -> UserEr
                               if line.startswith(("sbatch: error:", "error:"))))
     said = "; ".join(said) or next((line for line in reversed(lines) if line), "no message")
     asked = settings_request(s).describe()
-    if isinstance(partition, str):
+    if isinstance(partition, str) and not s["partition"]:
+        where = f"slurm.partition is not set and the cluster has no default partition (partitions: {partition})"
+    elif isinstance(partition, str):
         where = f"slurm.partition {s['partition']!r} is not among this cluster's partitions ({partition})"
     elif partition is not None:
         where = misfit(settings_request(s), partition, always=True)
