@@ -10,7 +10,10 @@ and writes the leaderboard when every task has ended (no deadline: a SLURM queue
 
 Resources come from the config's `slurm:` section (harness/config.py; not in any run's
 identity): partition, account, qos, time_min, gpus_per_run, tasks_per_run, cpus_per_run,
-mem_gb, array_parallelism, max_requeue, signal_delay_s, folder, poll_s.
+mem_gb, array_parallelism, max_requeue, signal_delay_s, folder, poll_s. A request that no node of
+the partition can ever hold is refused before anything is submitted, sbatch's own refusal is one
+line, and `--wait` ends (cancelling them) on jobs pending for a reason that cannot clear:
+harness/launch/slurm_fit.py.
 
 A task. `RunJob(run_hash)` is pickled by submitit (cloudpickle, by reference: the job's
 Python imports `harness` from this checkout, whose root the batch script `cd`s into and puts on
