@@ -18,6 +18,7 @@ pytest.importorskip("submitit")
 
 from bounded import deadline  # noqa: E402
 from harness.cli import main  # noqa: E402
+from harness.launch.slurm import _stuck  # noqa: E402
 from harness.launch.slurm_fit import Node, Partition, Request, gpu_count, misfit, never_clears, parse_time_min  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,3 +154,18 @@ def test_slurm_time_and_gres_formats():
     assert [parse_time_min(t) for t in ["UNLIMITED", "30", "30:30", "04:00:00", "1-00:00:00", "2-12"]] == \
         [None, 30, 31, 240, 1440, 3600]
     assert [gpu_count(g) for g in ["(null)", "gpu:4", "gpu:a100:2(S:0-1),gpu:v100:2", "mps:100,gpu:1"]] == [0, 4, 4, 1]
+
+
+def test_a_per_user_limit_is_stuck_only_while_none_of_the_users_jobs_runs():
+    """AssocMaxJobsLimit clears when the user's running jobs end; with none running (a limit of 0,
+    or below what this one job asks) it never will, and that must hold for a while (reasons of
+    jobs deep in a busy queue are refreshed lazily) before --wait gives up."""
+    def row(state, reason, user="me"):
+        return {"state": state, "reason": reason, "partition": "debug", "cpus": "1", "mem": "1G", "tres": "N/A",
+                "time": "10:00", "user": user}
+    mine = {"7_0": row("PENDING", "AssocMaxJobsLimit"), "7_1": row("PENDING", "PartitionConfig")}
+    others_run = {**mine, "9": row("RUNNING", "None", user="someone-else")}
+    assert _stuck(mine, others_run) == {"7_0": 120.0, "7_1": 0.0}
+    assert _stuck(mine, {**others_run, "8": row("RUNNING", "None")}) == {"7_1": 0.0}
+    assert _stuck({"7_2": row("PENDING", "QOSMaxCpuPerUserLimit")}, {}) == {"7_2": 120.0}
+    assert _stuck({"7_3": row("PENDING", "Priority"), "7_4": row("RUNNING", "None")}, {}) == {}

@@ -60,11 +60,11 @@ import contextlib
 import io
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
-import re
 import time
 from pathlib import Path
 
@@ -72,7 +72,8 @@ from harness.errors import UserError
 from harness.store.atomic_io import atomic_write_text
 from harness.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
                                    summary_counts, warm_cache)
-from harness.launch.slurm_fit import NODE_REASONS, Request, job_request, misfit, never_clears, read_partition
+from harness.launch.slurm_fit import (NODE_REASONS, USER_LIMIT, USER_LIMIT_GRACE_S, Request, job_request, misfit,
+                                      never_clears, read_partition)
 
 try:
     import submitit
@@ -200,18 +201,18 @@ class RunJob(Checkpointable):
 
 
 def queue() -> dict[str, dict[str, str]] | None:
-    """job id -> {state, reason, partition, cpus, mem, tres, time} of every job squeue lists
-    (array tasks one by one), None if squeue fails."""
+    """job id -> {state, reason, partition, cpus, mem, tres, time, user} of every job squeue
+    lists (array tasks one by one), None if squeue fails."""
     try:
-        proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r|%P|%C|%m|%b|%l"], capture_output=True, text=True,
-                              timeout=60)
+        proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r|%P|%C|%m|%b|%l|%u"], capture_output=True,
+                              text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if proc.returncode != 0:
         return None
-    names = ("state", "reason", "partition", "cpus", "mem", "tres", "time")
+    names = ("state", "reason", "partition", "cpus", "mem", "tres", "time", "user")
     return {cols[0]: dict(zip(names, cols[1:])) for cols in (line.strip().split("|") for line in proc.stdout.splitlines())
-            if len(cols) == 8}
+            if len(cols) == 9}
 
 
 def active_jobs() -> dict[str, str] | None:
@@ -349,7 +350,7 @@ def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], s
     runs_dir = results_dir / "runs"
     stale = cfg["run"]["stale_after_s"]
     progress = Progress("slurm")
-    suspects: set[str] = set()  # pending for a reason that cannot clear at the last look
+    suspects: dict[str, float] = {}  # job -> since when it has been pending for a reason that cannot clear
     while True:
         rows = queue()
         states = outcomes(launched, runs_dir, stale, since)
@@ -361,10 +362,13 @@ def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], s
                 progress.show(progress_line(states) + " | jobs: all ended")
                 break
             progress.show(progress_line(states) + " | jobs: " + _jobs_word(mine))
-            stuck = _stuck(mine)
-            if stuck & suspects:  # seen twice: not a reason of the moment
-                raise _never_start(sorted(stuck & suspects), mine)
-            suspects = stuck
+            now = time.monotonic()
+            grace = _stuck(mine, rows)
+            suspects = {j: suspects.get(j, now) for j in grace}
+            # Seen at two looks at least (and past its grace): not a reason of the moment.
+            confirmed = sorted(j for j, since_s in suspects.items() if since_s < now and now - since_s >= grace[j])
+            if confirmed:
+                raise _never_start(confirmed, mine)
         time.sleep(poll_s)
     states = outcomes(launched, runs_dir, stale, since)  # as the last task left it
     counts = summary_counts(launched, skipped, held, states)
@@ -378,24 +382,28 @@ def _jobs_word(rows: dict[str, dict[str, str]]) -> str:
     return ", ".join(f"{words.count(w)} {w}" for w in sorted(set(words)))
 
 
-def _stuck(rows: dict[str, dict[str, str]]) -> set[str]:
-    """The pending jobs that can never start (harness/launch/slurm_fit.py): a reason that cannot
-    clear, or a node reason (down, drained, busy) for a job that no node of its partition could
-    hold even when up."""
-    stuck, partitions = set(), {}
+def _stuck(rows: dict[str, dict[str, str]], everyone: dict[str, dict[str, str]]) -> dict[str, float]:
+    """The pending jobs of `rows` that can never start (harness/launch/slurm_fit.py), each with how
+    long that must last before we believe it: a reason that cannot clear; a per-user limit while
+    none of the user's jobs (in `everyone`, the whole queue) runs; a node reason (down, drained,
+    busy) for a job that no node of its partition could hold even when up."""
+    stuck, partitions = {}, {}
     for job_id, row in rows.items():
         if row["state"] != "PENDING":
             continue
         reason = row["reason"].split(",")[0].strip()
         if never_clears(reason):
-            stuck.add(job_id)
+            stuck[job_id] = 0.0
+        elif USER_LIMIT.fullmatch(reason):
+            if not any(r["user"] == row["user"] and r["state"] != "PENDING" for r in everyone.values()):
+                stuck[job_id] = USER_LIMIT_GRACE_S
         elif reason in NODE_REASONS:
             request = job_request(row["cpus"], row["mem"], row["tres"], row["time"])
             if row["partition"] not in partitions:
                 partitions[row["partition"]] = read_partition(row["partition"])
             partition = partitions[row["partition"]]
             if request and partition and not isinstance(partition, str) and misfit(request, partition):
-                stuck.add(job_id)
+                stuck[job_id] = 0.0
     return stuck
 
 
@@ -414,5 +422,6 @@ def _never_start(stuck: list[str], rows: dict[str, dict[str, str]]) -> UserError
         what = f"partition {row['partition']}"
     others = len(rows) - len(stuck)
     left = f"; {others} other job(s) of these runs left in the queue" if others else ""
-    return UserError(f"{len(stuck)} job(s) ({', '.join(stuck)}) can never start: pending for {row['reason']}; {what}; "
+    why = row["reason"] + (" while no job of the user runs" if USER_LIMIT.fullmatch(row["reason"]) else "")
+    return UserError(f"{len(stuck)} job(s) ({', '.join(stuck)}) can never start: pending for {why}; {what}; "
                      f"cancelled them{left}; change the slurm.* settings and submit again")

@@ -11,10 +11,13 @@ reasons that clear only if an administrator changes the configuration or the job
 (squeue's JOB REASON CODES, resource_limits.html): the request exceeds the partition
 (PartitionConfig, PartitionTimeLimit, BadConstraints), a per-job association or QOS limit
 (Assoc/QOS ...PerJob..., QOSMin...), an account or QOS the job may not use, a dependency that
-never will be met. Reasons that clear by themselves are waited on: Resources, Priority, the
-aggregate limits (Grp..., per-user and per-account counts: other jobs end), and a node or
-partition that is down, drained or reserved (ReqNodeNotAvail, NodeDown, PartitionDown: brought
-back by its administrator), unless no node of the partition could hold the job even when up.
+never will be met. A per-user limit (AssocMaxJobsLimit, QOSMax...PerUser...) clears when the
+user's running jobs end, so it counts only while none of the user's jobs runs (for
+USER_LIMIT_GRACE_S: reasons are refreshed lazily in a busy queue). Reasons that clear by
+themselves are waited on: Resources, Priority, aggregate limits (Grp..., per-account counts:
+other jobs end), and a node or partition that is down, drained or reserved (ReqNodeNotAvail,
+NodeDown, PartitionDown: brought back by its administrator), unless no node of the partition
+could hold the job even when up.
 """
 from __future__ import annotations
 
@@ -26,6 +29,12 @@ NEVER_REASONS = {"PartitionConfig", "PartitionTimeLimit", "BadConstraints", "Acc
                  "InvalidAccount", "InvalidQOS", "DependencyNeverSatisfied", "ReservationDeleted"}
 # Reasons about the nodes' availability: stuck only if no node could hold the job even when up.
 NODE_REASONS = {"ReqNodeNotAvail", "PartitionNodeLimit", "NodeDown", "Resources"}
+
+
+# Limits on what one user may run at once: they clear when the user's running jobs end, so they
+# cannot while none runs (a limit of 0, or below what this one job asks).
+USER_LIMIT = re.compile(r"AssocMaxJobsLimit|QOSMax\w*PerUser\w*")
+USER_LIMIT_GRACE_S = 120.0  # pending reasons of jobs deep in a busy queue are refreshed only this often
 
 
 def never_clears(reason: str) -> bool:
