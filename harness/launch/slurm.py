@@ -10,7 +10,10 @@ and writes the leaderboard when every task has ended (no deadline: a SLURM queue
 
 Resources come from the config's `slurm:` section (harness/config.py; not in any run's
 identity): partition, account, qos, time_min, gpus_per_run, tasks_per_run, cpus_per_run,
-mem_gb, array_parallelism, max_requeue, signal_delay_s, folder, poll_s.
+mem_gb, array_parallelism, max_requeue, signal_delay_s, folder, poll_s. A request that no node of
+the partition can ever hold is refused before anything is submitted, sbatch's own refusal is one
+line, and `--wait` ends (cancelling them) on jobs pending for a reason that cannot clear:
+harness/launch/slurm_fit.py.
 
 A task. `RunJob(run_hash)` is pickled by submitit (cloudpickle, by reference: the job's
 Python imports `harness` from this checkout, whose root the batch script `cd`s into and puts on
@@ -53,8 +56,11 @@ evaluation cut short by the kill is redone from the saved encoder by the next su
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -66,6 +72,8 @@ from harness.errors import UserError
 from harness.store.atomic_io import atomic_write_text
 from harness.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
                                    summary_counts, warm_cache)
+from harness.launch.slurm_fit import (NODE_REASONS, USER_LIMIT, USER_LIMIT_GRACE_S, Request, job_request, misfit,
+                                      never_clears, read_partition)
 
 try:
     import submitit
@@ -192,15 +200,64 @@ class RunJob(Checkpointable):
             handler(signum, None)  # checkpoint_and_try_requeue: requeues and exits, or raises UncompletedJobError
 
 
-def active_jobs() -> dict[str, str] | None:
-    """job id -> state of every job squeue lists (array tasks one by one), None if squeue fails."""
+def queue() -> dict[str, dict[str, str]] | None:
+    """job id -> {state, reason, partition, cpus, mem, tres, time, user} of every job squeue
+    lists (array tasks one by one), None if squeue fails."""
     try:
-        proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r|%P|%C|%m|%b|%l|%u"], capture_output=True,
+                              text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if proc.returncode != 0:
         return None
-    return dict(line.strip().split("|", 1) for line in proc.stdout.splitlines() if "|" in line)
+    names = ("state", "reason", "partition", "cpus", "mem", "tres", "time", "user")
+    return {cols[0]: dict(zip(names, cols[1:])) for cols in (line.strip().split("|") for line in proc.stdout.splitlines())
+            if len(cols) == 9}
+
+
+def active_jobs() -> dict[str, str] | None:
+    """job id -> state of every job squeue lists (array tasks one by one), None if squeue fails."""
+    jobs = queue()
+    return None if jobs is None else {job_id: row["state"] for job_id, row in jobs.items()}
+
+
+def settings_request(s: dict) -> Request:
+    """What one run's job asks of its node (executor_parameters: one node, --mem per node)."""
+    mem_mb = int(s["mem_gb"]) * 1024 if float(s["mem_gb"]).is_integer() else int(s["mem_gb"] * 1024)
+    return Request(s["cpus_per_run"], mem_mb, s["gpus_per_run"], s["time_min"])
+
+
+def check_fits(s: dict):
+    """Refuse, before anything is submitted, a request that no node of the partition can ever
+    hold (it would pend for ever). Returns the partition read (None when scontrol/sinfo did not
+    answer; the str of known partitions when slurm.partition is not one: sbatch says so)."""
+    partition = read_partition(s["partition"])
+    if partition is None:
+        print("slurm: scontrol/sinfo did not answer: the request is submitted unchecked against the partition",
+              file=sys.stderr)
+    elif not isinstance(partition, str) and (problem := misfit(settings_request(s), partition)):
+        raise UserError(f"no node can ever run this job array, nothing submitted: {problem}")
+    return partition
+
+
+def _sbatch_refusal(exc: Exception, captured: str, s: dict, partition) -> UserError:
+    """sbatch's refusal as one line: its own words, what was asked, and what the partition has."""
+    detail = getattr(exc, "output", b"") or b""
+    detail = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+    lines = [line.strip() for line in (str(exc) + "\n" + captured + "\n" + detail).splitlines()]
+    said = list(dict.fromkeys(re.sub(r"^(sbatch: )?error: ", "", line) for line in lines
+                              if line.startswith(("sbatch: error:", "error:"))))
+    said = "; ".join(said) or next((line for line in reversed(lines) if line), "no message")
+    asked = settings_request(s).describe()
+    if isinstance(partition, str) and not s["partition"]:
+        where = f"slurm.partition is not set and the cluster has no default partition (partitions: {partition})"
+    elif isinstance(partition, str):
+        where = f"slurm.partition {s['partition']!r} is not among this cluster's partitions ({partition})"
+    elif partition is not None:
+        where = misfit(settings_request(s), partition, always=True)
+    else:
+        where = f"asked {asked} per run"
+    return UserError(f"sbatch refused the job array: {said} ({where}); nothing submitted")
 
 
 def _read_jobs(path: Path) -> dict[str, str]:
@@ -260,16 +317,17 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
         executor.update_parameters(**executor_parameters(settings))
     except RuntimeError as exc:  # "Could not detect srun": not on a SLURM cluster
         raise UserError(f"--launcher slurm: {exc}") from None
+    partition = check_fits(settings)
     job_cfg = _absolute(cfg, results_dir)
     warm_cache(todo, Path(job_cfg["data"]["root"]), Path(job_cfg["data"]["cache_dir"]))
     since = ended_before(todo + queued, results_dir / "runs", stale)
     hashes = [s.config["run_hash"] for s in todo]
+    captured = io.StringIO()  # submitit prints sbatch's stderr itself before raising: one line, ours
     try:
-        jobs = executor.map_array(RunJob(job_cfg, str(results_dir)), hashes)
+        with contextlib.redirect_stderr(captured):
+            jobs = executor.map_array(RunJob(job_cfg, str(results_dir)), hashes)
     except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError) as exc:
-        detail = getattr(exc, "output", b"") or b""
-        detail = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
-        raise UserError(f"sbatch refused the job array: {(detail or str(exc)).strip().splitlines()[-1]}") from None
+        raise _sbatch_refusal(exc, captured.getvalue(), settings, partition) from None
     ids = [job.job_id for job in jobs]
     _write_jobs(jobs_path, {**_read_jobs(jobs_path), **dict(zip(hashes, ids))})
     array = ids[0].split("_")[0]
@@ -292,19 +350,78 @@ def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], s
     runs_dir = results_dir / "runs"
     stale = cfg["run"]["stale_after_s"]
     progress = Progress("slurm")
+    suspects: dict[str, float] = {}  # job -> since when it has been pending for a reason that cannot clear
     while True:
-        alive = active_jobs()
+        rows = queue()
         states = outcomes(launched, runs_dir, stale, since)
-        if alive is None:
+        if rows is None:
             progress.show(progress_line(states) + " | squeue did not answer")
         else:
-            jobs = [alive[j] for j in job_ids if j in alive]
-            progress.show(progress_line(states) + " | jobs: " +
-                          (", ".join(f"{jobs.count(k)} {k.lower()}" for k in sorted(set(jobs))) or "all ended"))
-            if not jobs:
+            mine = {j: rows[j] for j in job_ids if j in rows}
+            if not mine:
+                progress.show(progress_line(states) + " | jobs: all ended")
                 break
+            progress.show(progress_line(states) + " | jobs: " + _jobs_word(mine))
+            now = time.monotonic()
+            grace = _stuck(mine, rows)
+            suspects = {j: suspects.get(j, now) for j in grace}
+            # Seen at two looks at least (and past its grace): not a reason of the moment.
+            confirmed = sorted(j for j, since_s in suspects.items() if since_s < now and now - since_s >= grace[j])
+            if confirmed:
+                raise _never_start(confirmed, mine)
         time.sleep(poll_s)
     states = outcomes(launched, runs_dir, stale, since)  # as the last task left it
     counts = summary_counts(launched, skipped, held, states)
     finish(cfg, results_dir, counts)
     return 0 if counts["COMPLETED"] + counts["FAILED"] == len(launched) else 1
+
+
+def _jobs_word(rows: dict[str, dict[str, str]]) -> str:
+    """"2 running, 4 pending (Priority)": the jobs' states, and why the pending ones wait."""
+    words = [row["state"].lower() + (f" ({row['reason']})" if row["state"] == "PENDING" else "") for row in rows.values()]
+    return ", ".join(f"{words.count(w)} {w}" for w in sorted(set(words)))
+
+
+def _stuck(rows: dict[str, dict[str, str]], everyone: dict[str, dict[str, str]]) -> dict[str, float]:
+    """The pending jobs of `rows` that can never start (harness/launch/slurm_fit.py), each with how
+    long that must last before we believe it: a reason that cannot clear; a per-user limit while
+    none of the user's jobs (in `everyone`, the whole queue) runs; a node reason (down, drained,
+    busy) for a job that no node of its partition could hold even when up."""
+    stuck, partitions = {}, {}
+    for job_id, row in rows.items():
+        if row["state"] != "PENDING":
+            continue
+        reason = row["reason"].split(",")[0].strip()
+        if never_clears(reason):
+            stuck[job_id] = 0.0
+        elif USER_LIMIT.fullmatch(reason):
+            if not any(r["user"] == row["user"] and r["state"] != "PENDING" for r in everyone.values()):
+                stuck[job_id] = USER_LIMIT_GRACE_S
+        elif reason in NODE_REASONS:
+            request = job_request(row["cpus"], row["mem"], row["tres"], row["time"])
+            if row["partition"] not in partitions:
+                partitions[row["partition"]] = read_partition(row["partition"])
+            partition = partitions[row["partition"]]
+            if request and partition and not isinstance(partition, str) and misfit(request, partition):
+                stuck[job_id] = 0.0
+    return stuck
+
+
+def _never_start(stuck: list[str], rows: dict[str, dict[str, str]]) -> UserError:
+    """Cancel the jobs that can never start and say, in one line, what they ask and what their
+    partition has. Cancelled, not left: a job that can never start would otherwise hold its runs
+    for ever (results/slurm/jobs.json leaves a run to its queued job), so the next submission
+    with better settings would not submit them."""
+    subprocess.run(["scancel", *stuck], capture_output=True, timeout=60)
+    row = rows[stuck[0]]
+    request = job_request(row["cpus"], row["mem"], row["tres"], row["time"])
+    partition = read_partition(row["partition"])
+    if request and partition is not None and not isinstance(partition, str):
+        what = misfit(request, partition, always=True)
+    else:
+        what = f"partition {row['partition']}"
+    others = len(rows) - len(stuck)
+    left = f"; {others} other job(s) of these runs left in the queue" if others else ""
+    why = row["reason"] + (" while no job of the user runs" if USER_LIMIT.fullmatch(row["reason"]) else "")
+    return UserError(f"{len(stuck)} job(s) ({', '.join(stuck)}) can never start: pending for {why}; {what}; "
+                     f"cancelled them{left}; change the slurm.* settings and submit again")
