@@ -88,7 +88,7 @@ def test_two_processes_stopped_by_sigterm_resume_bit_identical_to_an_uninterrupt
             assert proc.returncode == 0, err
 
     (first,) = runs(reference)
-    interrupted, resumed = runs(stopped)
+    _, resumed = runs(stopped)  # the INTERRUPTED run, then the one that resumed it
     assert resumed["run"]["status"] == "COMPLETED"
     assert resumed["info"]["world_size"] == first["info"]["world_size"] == 2
     assert resumed["info"]["resumed_from"]["step"] > 0
