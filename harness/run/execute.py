@@ -68,7 +68,8 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
             if results_dir is not None:
                 folder = checkpoint_dir(results_dir, config["pretrain_hash"])
                 checkpointing = Checkpointing(folder, checkpoint_every_s, accelerator.is_main_process,
-                                              resume=resume_state(folder, accelerator))
+                                              resume=resume_state(folder, accelerator),
+                                              gather_to_main=agreement.gather_to_main)
                 if checkpointing.resume is not None:
                     info["resumed_from"] = {"step": checkpointing.resume["step"],
                                             "epoch": checkpointing.resume["epoch"],

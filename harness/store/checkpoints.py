@@ -10,12 +10,16 @@ cannot run code). The newest readable one is resumed from; one that cannot be re
 scratch). The two newest are kept while the run trains; all are removed once its encoder is
 saved.
 
-What a checkpoint holds (`TrainState`): the online and target networks, the optimizer and
-GradScaler states, the epoch and the batch within it, the step count, every random stream
-(torch's global CPU and CUDA generators, the batched augmentation's generators, the loader's
-shuffling generator as it was when the epoch began), the method's running sums, the epoch's
-partial loss sums, and the curves logged so far. On CPU a resumed run ends bit-identical to an
-uninterrupted one (tested).
+What a checkpoint holds: once, what every process shares: the online and target networks, the
+optimizer and GradScaler states, the epoch and the batch within it, the step count, the epoch
+losses and the curves logged so far; and under "processes", a list indexed by process index,
+what each process has of its own (harness.training.checkpointing): every random stream (torch's
+global CPU and CUDA generators, the batched augmentation's generators, the loader's shuffling
+generator as it was when the epoch began), the method's running sums and the epoch's partial
+loss sums. The main process gathers them and writes the file; each process resumes its own
+entry. A checkpoint from before this list holds the main process's entry at the top level
+("rng", "method", "partial") and still resumes with one process. On CPU a resumed run ends
+bit-identical to an uninterrupted one, with one process and with two (tested).
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ exchange their reasons once and raise together, and the grid goes on in step.
 
 The same group is where the other processes wait while the main process evaluates: its
 timeout is `run.wait_timeout_h` (long; evaluation of ChestX-ray14 on one GPU takes hours),
-not the NCCL group's 10 minutes, and no NCCL collective is pending meanwhile.
+not the NCCL group's 10 minutes, and no NCCL collective is pending meanwhile. It also carries
+each process's random streams to the main process when a checkpoint is written (`gather_to_main`).
 
 What a check cannot cover: a process that fails *inside* a collective the harness does not own
 (SyncBatchNorm's all_gather in the forward, DDP's gradient all-reduce in the backward; e.g. a
@@ -68,6 +69,15 @@ class Agreement:
         """The one RunFailed every process raises for `exc` (a PeerFailed is already agreed)."""
         reason = str(exc) if isinstance(exc, PeerFailed) else self.report(exc)
         return RunFailed(reason)
+
+    def gather_to_main(self, obj: object) -> list | None:
+        """`obj` of every process, in process order, on the main process; None on the others.
+        Every process calls it at the same point (CPU tensors only: the group is gloo)."""
+        if self.group is None:
+            return [obj]
+        gathered = [None] * self.num_processes if dist.get_rank() == 0 else None
+        dist.gather_object(obj, gathered, dst=0, group=self.group)
+        return gathered
 
     def _exchange(self, failed: bool, stop: bool) -> tuple[bool, bool]:
         flags = torch.tensor([int(failed), int(stop)], dtype=torch.int32)

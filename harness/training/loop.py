@@ -21,7 +21,7 @@ from harness.models.sync_batchnorm import sync_batchnorm_wanted
 from harness.training import preemption
 from harness.training.agreement import Agreement
 from harness.training.augment import BatchedViewAugment, Normalize
-from harness.training.checkpointing import Checkpointing, generator_state
+from harness.training.checkpointing import Checkpointing, generator_state, process_resume
 from harness.training.loader import make_loader, make_views
 from harness.training.optim import build_optimizer, lr_schedule
 from harness.training.preemption import Preempted
@@ -134,24 +134,34 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         ctx.step, start_epoch, skip = resume["step"], resume["epoch"], resume["batch"]
         images_seen, elapsed = resume["images_seen"], resume["seconds"]
         stats.epoch_loss = list(resume["epoch_loss"])
-        torch.set_rng_state(resume["rng"]["torch"])
-        if torch.cuda.is_available() and resume["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state_all(resume["rng"]["cuda"])
-        for gen, state in zip(generators or (), resume["rng"]["augment"]):
-            if gen is not None:
-                gen.set_state(state)
-        shuffle_gen.set_state(resume["rng"]["loader_epoch_start"])
-        method.load_running_state(resume["method"])
-        partial = resume["partial"]
+        # This process's own streams and sums, by process index (fresh ones for a process the
+        # checkpoint has none for: another process count, said in one line).
+        mine = process_resume(resume, accelerator.process_index, accelerator.num_processes)
+        if mine.notice is not None and accelerator.is_main_process:
+            tqdm.write(mine.notice)
+        if mine.own is not None:
+            torch.set_rng_state(mine.own["rng"]["torch"])
+            if torch.cuda.is_available() and mine.own["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state_all(mine.own["rng"]["cuda"])
+            for gen, state in zip(generators or (), mine.own["rng"]["augment"]):
+                if gen is not None:
+                    gen.set_state(state)
+            method.load_running_state(mine.own["method"])
+        shuffle_gen.set_state(mine.loader_epoch_start)
+        partial = mine.partial
         for name, value, step in resume["curves"]:
             log_scalar(name, value, step)
 
-    def state_at(epoch: int, batch: int, epoch_start, loss_sum, log_sums) -> dict:
+    def shared_state_at(epoch: int, batch: int) -> dict:
+        """What every process has alike (the main process's copy is saved)."""
         return {"networks": method.network_states(), "optimizer": optimizer.state_dict(),
                 "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
                 "step": ctx.step, "epoch": epoch, "batch": batch, "images_seen": images_seen,
-                "seconds": elapsed + time.perf_counter() - start, "epoch_loss": list(stats.epoch_loss),
-                "rng": {"torch": torch.get_rng_state(),
+                "seconds": elapsed + time.perf_counter() - start, "epoch_loss": list(stats.epoch_loss)}
+
+    def own_state_at(epoch_start, loss_sum, log_sums) -> dict:
+        """What this process has of its own: saved per process, resumed by process index."""
+        return {"rng": {"torch": torch.get_rng_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                         "augment": [generator_state(g) for g in (generators or ())],
                         "loader_epoch_start": epoch_start},
@@ -180,7 +190,8 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
             # does a preemption signal on any process: all checkpoint before this batch.
             signum = preemption.requested()
             if check(signum is not None) and checkpointing is not None:
-                path = checkpointing.save(state_at(epoch, index, epoch_start, loss_sum, log_sums))
+                path = checkpointing.save(shared_state_at(epoch, index),
+                                          own_state_at(epoch_start, loss_sum, log_sums))
                 raise Preempted(signum or signal.SIGTERM, path)
             *views, labels_or_index = batch
             views = make_views(views, augments, normalize, generators)
@@ -211,9 +222,10 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
             log_scalar(f"train/{k}", v, epoch + 1)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         last_epoch = epoch + 1 == pre["epochs"]
-        if checkpointing is not None and not last_epoch and \
-                time.monotonic() - checkpointing.last >= checkpointing.every_s:
-            checkpointing.save(state_at(epoch + 1, 0, shuffle_gen.get_state(), torch.zeros(()), {}))
+        # Due on any process: all of them checkpoint (each sends its own streams to the main one).
+        if checkpointing is not None and not last_epoch and check(checkpointing.due()):
+            checkpointing.save(shared_state_at(epoch + 1, 0),
+                               own_state_at(shuffle_gen.get_state(), torch.zeros(()), {}))
     stats.seconds = elapsed + time.perf_counter() - start
     stats.steps = ctx.step
     stats.img_per_s = images_seen / stats.seconds if stats.seconds > 0 else 0.0
