@@ -147,9 +147,9 @@ def test_a_checkpoint_of_two_processes_resumed_by_one_says_so_in_one_line_and_tr
     pretrain(config, data, Checkpointing(tmp_path, 0.0, True, resume=two))  # both epochs' losses
     out = capsys.readouterr()
     lines = [line for line in (out.out + out.err).splitlines() if "random streams" in line]
-    assert lines == [f"checkpoint at step {checkpoint['step']} holds the random streams of 2 process(es), this run has 1: networks, "
-                     "optimizer and step resume, the streams of process 1 are left unused; the result will not "
-                     "be bit-identical to an uninterrupted run"]
+    assert lines == [f"checkpoint at step {checkpoint['step']} holds the random streams of 2 process(es), "
+                     "this run has 1: networks, optimizer and step resume, the streams of process 1 are left "
+                     "unused; the result will not be bit-identical to an uninterrupted run"]
 
 
 def test_a_process_the_checkpoint_has_no_streams_for_starts_fresh_ones(byol_run):

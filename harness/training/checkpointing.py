@@ -94,7 +94,8 @@ def process_resume(resume: dict, index: int, count: int) -> ProcessResume:
     if len(saved) == count:
         return ProcessResume(own, own["partial"], loader, None)
     if count > len(saved):
-        change = f"{describe_processes(range(len(saved), count))} start{'s' if count - len(saved) == 1 else ''} fresh streams"
+        new = range(len(saved), count)
+        change = f"{describe_processes(new)} start{'s' if len(new) == 1 else ''} fresh streams"
     else:
         change = f"the streams of {describe_processes(range(count, len(saved)))} are left unused"
     notice = (f"checkpoint at step {resume['step']} holds the random streams of {len(saved)} process(es), "
