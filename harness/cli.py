@@ -94,9 +94,12 @@ def print_listing() -> None:
     for title, reg in (("methods", METHODS), ("datasets", DATASETS), ("protocols", PROTOCOLS),
                        ("backbones", BACKBONES), ("dataset formats", LOADERS)):
         print(f"{title}:")
-        width = max(len(n) for n in reg.names())
+        unusable = getattr(reg, "unusable", {})  # cards that failed validation: named, with why
+        width = max(len(n) for n in [*reg.names(), *unusable])
         for name in reg.names():
             print(f"  {name:<{width}}  {reg.describe(name)}")
+        for name, reason in sorted(unusable.items()):
+            print(f"  {name:<{width}}  UNUSABLE: {reason}")
 
 
 def run(argv: list[str] | None = None) -> int:
