@@ -63,8 +63,9 @@ def _seeds_override(text: str) -> str:
     if text.isdigit():
         return f"benchmark.seeds={int(text)}"
     parts = [t.strip() for t in text.split(",") if t.strip()]
-    if not parts or not all(t.lstrip("-").isdigit() for t in parts):
-        raise UserError(f"--seeds wants a count (e.g. 3) or a comma list of integers (e.g. 0,1,5), got {text!r}")
+    if not parts or not all(t.isdigit() for t in parts):
+        raise UserError(f"--seeds wants a count (e.g. 3) or a comma list of non-negative integers "
+                        f"(e.g. 0,1,5), got {text!r}")
     return f"benchmark.seeds=[{','.join(parts)}]"
 
 
