@@ -115,7 +115,9 @@ def run(argv: list[str] | None = None) -> int:
 
     results_dir = Path(args.results_dir)
     cfg = load_config(args.config, [*_list_overrides(args), *args.set])
+    from harness.store.writable import require_writable
     if args.leaderboard:
+        require_writable(results_dir)
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
                                  stale_after_s=cfg["run"]["stale_after_s"])
         print(f"wrote {path}")
@@ -137,6 +139,7 @@ def run(argv: list[str] | None = None) -> int:
               f"{actions.count('skip')} already completed")
         return 0
 
+    require_writable(results_dir)  # before any download, run or launch writes there
     if args.download:
         from harness.data.download import download_dataset
         for name in dict.fromkeys(s.dataset for s in specs if not s.done):

@@ -161,6 +161,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Numeric keys and the values that mean something, in interval notation (`[` `]` closed,
 # `(` `)` open): checked with the type, so `--set pretrain.batch_size=0` fails up front instead
 # of training with something else. A list key's every element is checked (PAIRS: two, one per view).
+# The slurm section is checked by its launcher (harness.launch.slurm), all problems in one line.
 BOUNDS: dict[str, str] = {
     "data.image_size": "[0, inf)", "data.num_workers": "[0, inf)", "data.train_subsample": "[0, inf)",
     "backbone.dropout": "[0, 1)", "backbone.gn_groups": "[1, inf)", "backbone.width": "[1, inf)",
@@ -175,9 +176,6 @@ BOUNDS: dict[str, str] = {
     "augment.hue": "[0, 0.5]", "augment.grayscale_p": "[0, 1]", "augment.blur_p": "[0, 1]",
     "augment.blur_sigma": "(0, inf)", "augment.solarize_p": "[0, 1]",
     "run.wait_timeout_h": "(0, inf)", "run.checkpoint_every_min": "[0, inf)",
-    "slurm.time_min": "[1, inf)", "slurm.gpus_per_run": "[0, inf)", "slurm.tasks_per_run": "[0, inf)",
-    "slurm.cpus_per_run": "[1, inf)", "slurm.mem_gb": "(0, inf)", "slurm.array_parallelism": "[1, inf)",
-    "slurm.max_requeue": "[0, inf)", "slurm.signal_delay_s": "[0, inf)", "slurm.poll_s": "(0, inf)",
     "eval.batch_size": "[1, inf)", "eval.linear.weight_decays": "[0, inf)", "eval.linear.max_iter": "[1, inf)",
     "eval.knn.k": "[1, inf)", "eval.knn.temperature": "(0, inf)", "eval.semi.fractions": "(0, 100]",
     "eval.finetune.epochs": "[1, inf)", "eval.finetune.lr": "[0, inf)", "eval.finetune.batch_size": "[1, inf)",
