@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
+from harness.store.atomic_io import DiskFullError
 from harness.store.checkpoints import write_checkpoint
 
 
@@ -22,10 +24,16 @@ class Checkpointing:
     last: float = field(default_factory=time.monotonic)
 
     def save(self, state: dict) -> str:
+        """The checkpoint's path, or "" when it could not be written for want of space: a
+        checkpoint only saves time, so the run warns in one line and trains on."""
         self.last = time.monotonic()
         if not self.is_main:
             return ""
-        return str(write_checkpoint(self.folder, {**state, "curves": list(self.curves)}))
+        try:
+            return str(write_checkpoint(self.folder, {**state, "curves": list(self.curves)}))
+        except DiskFullError as exc:
+            tqdm.write(f"warning: checkpoint not saved ({exc}); training goes on without it")
+            return ""
 
 
 def generator_state(gen: torch.Generator | None):
