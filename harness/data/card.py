@@ -70,7 +70,7 @@ FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "task": (lambda v: v in ("multiclass", "multilabel"), "multiclass or multilabel"),
     "primary_metric": (_is_text, "a metric name"),
     "image_size": (lambda v: _is_int(v, 1), "a positive integer"),
-    "channels": (lambda v: v in (1, 3) and not isinstance(v, bool), "1 or 3"),
+    "channels": (lambda v: _is_int(v, 1) and v in (1, 3), "1 or 3"),
     "mean": (_is_numbers, "a list of numbers, one per channel"),
     "std": (lambda v: _is_numbers(v, low=0.0), "a list of positive numbers, one per channel"),
     "classes": (_is_names, "a list of class names (quote numbers: ['0', '1'])"),
@@ -132,6 +132,7 @@ def check_download(download: dict, where: str) -> None:
         for key in ("unpack", "keep"):
             if key in entry and not isinstance(entry[key], bool):
                 raise UserError(f"dataset card {where}: {at}.{key} must be true or false, got {entry[key]!r}")
+
 
 @dataclass(frozen=True)
 class DatasetCard:

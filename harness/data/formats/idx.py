@@ -41,15 +41,19 @@ DEFAULT_OPTIONS = {"prefixes": {"train": "train", "test": "t10k"}, "fallback_dir
 SYSTEM_DATASET_DIRS = ("/usr/share/datasets",)  # Debian's dataset-* packages install here
 
 
+def _in_system_dataset_dir(folder) -> bool:
+    plain = os.path.normpath(folder) if isinstance(folder, str) else ""
+    return any(plain == d or plain.startswith(d + "/") for d in SYSTEM_DATASET_DIRS)
+
+
 def idx_options(card: DatasetCard) -> dict:
     """The card's options, its prefixes inside the data root and its fallback folders under
     SYSTEM_DATASET_DIRS (UserError naming the card file and option otherwise)."""
     opts = card_options(card, DEFAULT_OPTIONS, paths=("prefixes",))
-    for folder in opts["fallback_dirs"] if isinstance(opts["fallback_dirs"], list) else [opts["fallback_dirs"]]:
-        plain = os.path.normpath(folder) if isinstance(folder, str) else ""
-        if not any(plain == d or plain.startswith(d + "/") for d in SYSTEM_DATASET_DIRS):
-            raise UserError(f"dataset card {card_file(card)}: options.fallback_dirs must be folders under "
-                            f"{', '.join(SYSTEM_DATASET_DIRS)} (installed dataset packages), got {folder!r}")
+    folders = opts["fallback_dirs"]
+    if not (isinstance(folders, list) and all(map(_in_system_dataset_dir, folders))):
+        raise UserError(f"dataset card {card_file(card)}: options.fallback_dirs must be a list of folders under "
+                        f"{', '.join(SYSTEM_DATASET_DIRS)} (installed dataset packages), got {folders!r}")
     return opts
 
 
