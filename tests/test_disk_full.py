@@ -39,6 +39,15 @@ def mount_full(folder: Path):
     return lambda: subprocess.run(["umount", str(folder)], check=False)
 
 
+def run_with_full(results: Path, folder: str) -> None:
+    """The grid, exit 0, with `results/folder` on a full disk for the whole command."""
+    unmount = mount_full(results / folder)
+    try:
+        assert main([*GRID, "--results-dir", str(results)]) == 0
+    finally:
+        unmount()
+
+
 def runs(results: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((results / "runs").glob("[0-9]*/run.json"),
                                                       key=lambda p: int(p.parent.name))]
@@ -58,11 +67,7 @@ def test_a_full_disk_is_named_with_the_path(tmp_path: Path):
 
 def test_periodic_checkpoints_on_a_full_disk_warn_and_training_goes_on(tmp_path: Path, capsys):
     results = tmp_path / "results"
-    unmount = mount_full(results / "checkpoints")
-    try:
-        assert main([*GRID, "--results-dir", str(results)]) == 0
-    finally:
-        unmount()
+    run_with_full(results, "checkpoints")
     out = capsys.readouterr().out
     warnings = [line for line in out.splitlines() if "checkpoint not saved" in line]
     assert len(warnings) == 2, out  # after epochs 1 and 2 (none after the last)
@@ -72,11 +77,7 @@ def test_periodic_checkpoints_on_a_full_disk_warn_and_training_goes_on(tmp_path:
 
 def test_an_encoder_that_cannot_be_saved_fails_the_run_saying_why(tmp_path: Path):
     results = tmp_path / "results"
-    unmount = mount_full(results / "encoders")
-    try:
-        assert main([*GRID, "--results-dir", str(results)]) == 0
-    finally:
-        unmount()
+    run_with_full(results, "encoders")
     (failed,) = runs(results)
     assert failed["status"] == "FAILED"
     reason = failed["fail_trace"][-1]
