@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.config import BOUNDS, DEFAULTS, load_config
+from harness.config import DEFAULTS, load_config
 from harness.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +39,7 @@ def test_meaningless_values_are_refused_with_the_range(item: str, message: str):
 
 def test_every_numeric_key_has_bounds():
     """The table covers the schema: a new numeric key without a range fails here."""
+    from harness.config import BOUNDS
     # seeds: their own rule; stale_after_s: against the heartbeat; slurm: by its launcher
     exempt = {"benchmark.seeds", "run.stale_after_s"} | {f"slurm.{k}" for k in DEFAULTS["slurm"]}
 

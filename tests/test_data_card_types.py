@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import harness
 from harness.data.card import DatasetCard
 from harness.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(harness.__file__).resolve().parents[1]  # the checkout under test, for the subprocess
 GOOD = ("name: x\nloader: imagefolder\nchannels: 1\nmean: [0.5]\nstd: [0.5]\n"
         "splits: {train: 0.6, val: 0.2, test: 0.2}\n")
 
