@@ -63,8 +63,9 @@ def _seeds_override(text: str) -> str:
     if text.isdigit():
         return f"benchmark.seeds={int(text)}"
     parts = [t.strip() for t in text.split(",") if t.strip()]
-    if not parts or not all(t.lstrip("-").isdigit() for t in parts):
-        raise UserError(f"--seeds wants a count (e.g. 3) or a comma list of integers (e.g. 0,1,5), got {text!r}")
+    if not parts or not all(t.isdigit() for t in parts):
+        raise UserError(f"--seeds wants a count (e.g. 3) or a comma list of non-negative integers "
+                        f"(e.g. 0,1,5), got {text!r}")
     return f"benchmark.seeds=[{','.join(parts)}]"
 
 
@@ -94,9 +95,12 @@ def print_listing() -> None:
     for title, reg in (("methods", METHODS), ("datasets", DATASETS), ("protocols", PROTOCOLS),
                        ("backbones", BACKBONES), ("dataset formats", LOADERS)):
         print(f"{title}:")
-        width = max(len(n) for n in reg.names())
+        unusable = getattr(reg, "unusable", {})  # cards that failed validation: named, with why
+        width = max(len(n) for n in [*reg.names(), *unusable])
         for name in reg.names():
             print(f"  {name:<{width}}  {reg.describe(name)}")
+        for name, reason in sorted(unusable.items()):
+            print(f"  {name:<{width}}  UNUSABLE: {reason}")
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -111,7 +115,9 @@ def run(argv: list[str] | None = None) -> int:
 
     results_dir = Path(args.results_dir)
     cfg = load_config(args.config, [*_list_overrides(args), *args.set])
+    from harness.store.writable import require_writable
     if args.leaderboard:
+        require_writable(results_dir)
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
                                  stale_after_s=cfg["run"]["stale_after_s"])
         print(f"wrote {path}")
@@ -133,6 +139,7 @@ def run(argv: list[str] | None = None) -> int:
               f"{actions.count('skip')} already completed")
         return 0
 
+    require_writable(results_dir)  # before any download, run or launch writes there
     if args.download:
         from harness.data.download import download_dataset
         for name in dict.fromkeys(s.dataset for s in specs if not s.done):

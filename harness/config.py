@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,37 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "pretrain.lr_schedule": ("warmup_cosine", "step"),
     "byol.tau_schedule": ("cosine", "constant"),
 }
+# Numeric keys and the values that mean something, in interval notation (`[` `]` closed,
+# `(` `)` open): checked with the type, so `--set pretrain.batch_size=0` fails up front instead
+# of training with something else. A list key's every element is checked (PAIRS: two, one per view).
+# The slurm section is checked by its launcher (harness.launch.slurm), all problems in one line.
+BOUNDS: dict[str, str] = {
+    "data.image_size": "[0, inf)", "data.num_workers": "[0, inf)", "data.train_subsample": "[0, inf)",
+    "backbone.dropout": "[0, 1)", "backbone.gn_groups": "[1, inf)", "backbone.width": "[1, inf)",
+    "backbone.ws_gain": "(0, inf)",
+    "pretrain.epochs": "[1, inf)", "pretrain.batch_size": "[1, inf)", "pretrain.lr": "[0, inf)",
+    "pretrain.momentum": "[0, 1]", "pretrain.weight_decay": "[0, inf)", "pretrain.warmup_epochs": "[0, inf)",
+    "pretrain.lr_step_epochs": "[1, inf)", "pretrain.lr_gamma": "(0, inf)", "pretrain.max_grad_norm": "[0, inf)",
+    "byol.proj_hidden": "[1, inf)", "byol.proj_dim": "[1, inf)", "byol.pred_hidden": "[1, inf)",
+    "byol.tau_base": "[0, 1]",
+    "augment.crop_scale": "(0, 1]", "augment.hflip_p": "[0, 1]", "augment.jitter_p": "[0, 1]",
+    "augment.brightness": "[0, inf)", "augment.contrast": "[0, inf)", "augment.saturation": "[0, inf)",
+    "augment.hue": "[0, 0.5]", "augment.grayscale_p": "[0, 1]", "augment.blur_p": "[0, 1]",
+    "augment.blur_sigma": "(0, inf)", "augment.solarize_p": "[0, 1]",
+    "run.wait_timeout_h": "(0, inf)", "run.checkpoint_every_min": "[0, inf)",
+    "eval.batch_size": "[1, inf)", "eval.linear.weight_decays": "[0, inf)", "eval.linear.max_iter": "[1, inf)",
+    "eval.knn.k": "[1, inf)", "eval.knn.temperature": "(0, inf)", "eval.semi.fractions": "(0, 100]",
+    "eval.finetune.epochs": "[1, inf)", "eval.finetune.lr": "[0, inf)", "eval.finetune.batch_size": "[1, inf)",
+    "eval.finetune.weight_decay": "[0, inf)", "eval.finetune.hflip_p": "[0, 1]",
+    "eval.finetune_mlp.epochs": "[1, inf)", "eval.finetune_mlp.lr": "[0, inf)",
+    "eval.finetune_mlp.momentum": "[0, 1]", "eval.finetune_mlp.batch_size": "[1, inf)",
+    "eval.finetune_mlp.weight_decay": "[0, inf)", "eval.finetune_mlp.hidden": "[1, inf)",
+    "eval.finetune_mlp.hflip_p": "[0, 1]",
+}
+PAIRS = ("augment.crop_scale", "augment.blur_p", "augment.blur_sigma", "augment.solarize_p")
+ORDERED_PAIRS = ("augment.crop_scale", "augment.blur_sigma")  # (low, high)
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+_INTERVAL = re.compile(r"([\[(])(\S+), (\S+)([\])])")
 # Keys whose value may take more than the default's type.
 _EXTRA_TYPES: dict[str, tuple[type, ...]] = {"benchmark.seeds": (int, list)}
 # Keys that say where things are or how fast they go, not what is computed: not in the run hash.
@@ -180,6 +212,47 @@ def _type_ok(key: str, value: Any, default: Any) -> bool:
     if isinstance(default, int):
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, type(default))
+
+
+def _in_interval(value: Any, interval: str) -> bool:
+    low_mark, low, high, high_mark = _INTERVAL.fullmatch(interval).groups()
+    low, high = float(low), float(high)
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and (value >= low if low_mark == "[" else value > low)
+            and (value <= high if high_mark == "]" else value < high))
+
+
+def _range_phrase(interval: str) -> str:
+    """'[1, inf)' -> 'at least 1', '(0, inf)' -> 'greater than 0', else 'in [0, 1]'."""
+    low_mark, low, high, _ = _INTERVAL.fullmatch(interval).groups()
+    if high == "inf":
+        return f"at least {low}" if low_mark == "[" else f"greater than {low}"
+    return f"in {interval}"
+
+
+def check_bounds(path: str, value: Any) -> None:
+    """UserError when a numeric key's value (or a list key's element) means nothing (BOUNDS)."""
+    if path == "benchmark.seeds":
+        if isinstance(value, int) and value < 1:
+            raise UserError(f"config key 'benchmark.seeds' must be a count of at least 1 or a list of seeds, got {value}")
+        if isinstance(value, list) and (not value or not all(
+                isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in value)):
+            raise UserError(f"config key 'benchmark.seeds' must be a non-empty list of integers in "
+                            f"[0, {MAX_SEED}], got {value!r}")
+        return
+    interval = BOUNDS.get(path)
+    if interval is None:
+        return
+    items = value if isinstance(value, list) else [value]
+    if path in PAIRS and len(items) != 2:
+        raise UserError(f"config key {path!r} wants two values (view 1, view 2 / low, high), got {value!r}")
+    if not items:
+        raise UserError(f"config key {path!r} wants at least one value, got []")
+    if not all(_in_interval(v, interval) for v in items):
+        each = "each value " if isinstance(value, list) else ""
+        raise UserError(f"config key {path!r}: {each}must be {_range_phrase(interval)}, got {value!r}")
+    if path in ORDERED_PAIRS and items[0] > items[1]:
+        raise UserError(f"config key {path!r} is (low, high): low must not exceed high, got {value!r}")
 
 
 def merge(base: dict, update: dict, schema: dict = DEFAULTS, prefix: str = "") -> dict:
@@ -208,6 +281,7 @@ def merge(base: dict, update: dict, schema: dict = DEFAULTS, prefix: str = "") -
             if path in CHOICES and value not in CHOICES[path]:
                 raise UserError(f"config key {path!r} must be one of "
                                 f"{', '.join(repr(c) for c in CHOICES[path])}, got {value!r}")
+            check_bounds(path, value)
             out[key] = float(value) if isinstance(default, float) else copy.deepcopy(value)
     return out
 

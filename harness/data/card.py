@@ -16,13 +16,18 @@ Card conventions shared by every loader:
 - `download` holds `source` (the official page), `instructions` (how to fetch and unpack,
   shown when the data is missing) and optionally `files` (url + md5/sha256 [+ unpack]) for
   `--download`.
+- every path a card names (`root`, a download's `dest` and `filename`, a loader's file and
+  folder options) is relative and stays inside --data-root: no absolute path, no `..`. Cards
+  come from other people's repositories; what they name is never followed outside the data root.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import urllib.parse
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -33,6 +38,101 @@ SPLIT_NAMES = ("train", "val", "test", "unlabeled")
 OFFICIAL = "official"
 # data.pretrain_splits -> the splits SSL pretraining reads, in order (never val or test).
 PRETRAIN_SPLITS = {"train+unlabeled": ("train", "unlabeled"), "unlabeled": ("unlabeled",), "train": ("train",)}
+# What a download entry may say (harness.data.download reads them).
+DOWNLOAD_ENTRY_KEYS = ("url", "md5", "sha256", "filename", "dest", "unpack", "keep")
+# name -> the card file it was registered from (harness.data.catalog fills it): errors found
+# while loading name the file a user has to edit.
+CARD_FILES: dict[str, str] = {}
+
+
+def _is_text(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_names(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and all(isinstance(x, str) and x.strip() for x in v)
+
+
+def _is_numbers(v: Any, low: float = -math.inf) -> bool:
+    return isinstance(v, (list, tuple)) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > low for x in v)
+
+
+def _is_int(v: Any, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+# Card field -> (test, what it must be): checked before anything reads the card, so a wrong
+# type is one line naming the file and the field, never a traceback later.
+FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "name": (lambda v: isinstance(v, str) and bool(v.strip()), "a name"),
+    "loader": (_is_text, "a format name"),
+    "task": (lambda v: v in ("multiclass", "multilabel"), "multiclass or multilabel"),
+    "primary_metric": (_is_text, "a metric name"),
+    "image_size": (lambda v: _is_int(v, 1), "a positive integer"),
+    "channels": (lambda v: _is_int(v, 1) and v in (1, 3), "1 or 3"),
+    "mean": (_is_numbers, "a list of numbers, one per channel"),
+    "std": (lambda v: _is_numbers(v, low=0.0), "a list of positive numbers, one per channel"),
+    "classes": (_is_names, "a list of class names (quote numbers: ['0', '1'])"),
+    "aliases": (_is_names, "a list of names"),
+    "root": (_is_text, "a path relative to --data-root"),
+    "splits": (lambda v: isinstance(v, dict), "a mapping of split -> fraction or 'official'"),
+    "split_seed": (lambda v: _is_int(v, 0), "a non-negative integer"),
+    "group_by": (lambda v: v is None or isinstance(v, str), "a column name"),
+    "description": (_is_text, "text"),
+    "citation": (_is_text, "text"),
+    "download": (lambda v: isinstance(v, dict), "a mapping (source, instructions, files)"),
+    "options": (lambda v: isinstance(v, dict), "a mapping of loader options"),
+    "sources": (_is_names, "a list of names (e.g. [HAM10000])"),
+}
+
+
+def card_file(card: "DatasetCard") -> str:
+    """The file a card was registered from, or its name (a card built in code)."""
+    return CARD_FILES.get(card.name, card.name)
+
+
+def inside_path_problem(value: Any) -> str | None:
+    """Why `value` is not a relative path that stays inside the folder it is joined to, or None.
+    Judged as written (no `..` part, not absolute): symbolic links the user made are theirs."""
+    if not isinstance(value, str):
+        return f"must be a relative path (text), got {value!r}"
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts:
+        return f"must be a relative path inside --data-root (no leading '/', no '..'), got {value!r}"
+    return None
+
+
+def check_download(download: dict, where: str) -> None:
+    """The `download` section: files is a list of entries with an http(s) url, and every path
+    an entry writes (dest/filename) stays inside the data root."""
+    files = download.get("files") or []
+    if not isinstance(files, list):
+        raise UserError(f"dataset card {where}: download.files must be a list of entries, got {files!r}")
+    for i, entry in enumerate(files):
+        at = f"download.files[{i}]"
+        if not isinstance(entry, dict):
+            raise UserError(f"dataset card {where}: {at} must be a mapping (url, md5 or sha256, ...), got {entry!r}")
+        unknown = sorted(set(entry) - set(DOWNLOAD_ENTRY_KEYS))
+        if unknown:
+            raise UserError(f"dataset card {where}: {at} has unknown key(s) {', '.join(unknown)}; "
+                            f"valid keys: {', '.join(DOWNLOAD_ENTRY_KEYS)}")
+        url = entry.get("url")
+        parsed = urllib.parse.urlparse(url) if isinstance(url, str) else None
+        if parsed is None or parsed.scheme.lower() not in ("http", "https") or not parsed.netloc:
+            raise UserError(f"dataset card {where}: {at}.url must be an http:// or https:// URL, got {url!r}")
+        filename = entry.get("filename") or PurePosixPath(parsed.path).name
+        if not isinstance(filename, str) or filename in ("", ".", "..") or "/" in filename or "\\" in filename:
+            what = "filename" if entry.get("filename") else "url"
+            raise UserError(f"dataset card {where}: {at}.{what} must name a plain file (no folders, no '..'; "
+                            f"set filename), got {entry.get(what)!r}")
+        problem = inside_path_problem(entry.get("dest", ""))
+        if problem:
+            raise UserError(f"dataset card {where}: {at}.dest {problem}")
+        for key in ("unpack", "keep"):
+            if key in entry and not isinstance(entry[key], bool):
+                raise UserError(f"dataset card {where}: {at}.{key} must be true or false, got {entry[key]!r}")
+
 
 @dataclass(frozen=True)
 class DatasetCard:
@@ -63,8 +163,13 @@ class DatasetCard:
     def from_yaml(cls, path: Path) -> "DatasetCard":
         try:
             raw = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise UserError(f"cannot read dataset card {path}: {exc}") from None
+        except OSError as exc:
+            raise UserError(f"cannot read dataset card {path}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:  # one line: the problem and where, not PyYAML's 8-line report
+            mark = getattr(exc, "problem_mark", None)
+            at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise UserError(f"dataset card {path} is not valid YAML: {problem}{at}") from None
         if not isinstance(raw, dict):
             raise UserError(f"dataset card {path}: expected a mapping of keys, got {type(raw).__name__}")
         valid = {f.name for f in dataclasses.fields(cls)}
@@ -73,8 +178,8 @@ class DatasetCard:
             raise UserError(f"dataset card {path}: unknown key(s) {', '.join(unknown)}; "
                             f"valid keys: {', '.join(sorted(valid))}")
         for key in ("mean", "std", "classes", "aliases", "sources"):
-            if key in raw:
-                raw[key] = tuple(raw[key] or ())
+            if key in raw and (raw[key] is None or isinstance(raw[key], list)):
+                raw[key] = tuple(raw[key] or ())  # anything else is left for check() to name
         for key in ("splits", "download", "options"):
             if raw.get(key) is None and key in raw:
                 raw[key] = {}
@@ -86,18 +191,18 @@ class DatasetCard:
         return card
 
     def check(self, where: str) -> None:
-        """Validate the fields every loader relies on; UserError naming `where` otherwise."""
-        if self.task not in ("multiclass", "multilabel"):
-            raise UserError(f"dataset card {where}: task must be multiclass or multilabel, got {self.task!r}")
-        if self.channels not in (1, 3):
-            raise UserError(f"dataset card {where}: channels must be 1 or 3, got {self.channels!r}")
+        """Validate every field (types, ranges, paths); UserError naming `where` and the field."""
+        for name, (ok, what) in FIELD_RULES.items():
+            value = getattr(self, name)
+            if not ok(value):
+                shown = list(value) if isinstance(value, tuple) else value
+                raise UserError(f"dataset card {where}: {name} must be {what}, got {shown!r}")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise UserError(f"dataset card {where}: mean and std need {self.channels} values (channels)")
-        if not all(isinstance(s, str) and s.strip() for s in self.sources):
-            raise UserError(f"dataset card {where}: sources must be a list of names (e.g. [HAM10000]), "
-                            f"got {list(self.sources)!r}")
-        if not isinstance(self.image_size, int) or self.image_size < 1:
-            raise UserError(f"dataset card {where}: image_size must be a positive integer")
+        problem = inside_path_problem(self.root)
+        if problem:
+            raise UserError(f"dataset card {where}: root {problem}")
+        check_download(self.download, where)
         bad = sorted(set(self.splits) - set(SPLIT_NAMES))
         if bad:
             raise UserError(f"dataset card {where}: unknown split(s) {', '.join(bad)}; "
@@ -150,10 +255,26 @@ def require(card: DatasetCard, path: Path, what: str = "") -> Path:
     return path
 
 
-def card_options(card: DatasetCard, defaults: dict[str, Any]) -> dict[str, Any]:
-    """The card's loader options over `defaults`; an unknown option is a UserError."""
+def card_options(card: DatasetCard, defaults: dict[str, Any], paths: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The card's loader options over `defaults`; an unknown option is a UserError, and so is
+    a path option (`paths`: text, a list, or a mapping of them) that would leave the dataset's
+    folder."""
     unknown = sorted(set(card.options) - set(defaults))
     if unknown:
-        raise UserError(f"dataset card {card.name}: unknown option(s) {', '.join(unknown)} for "
+        raise UserError(f"dataset card {card_file(card)}: unknown option(s) {', '.join(unknown)} for "
                         f"loader {card.loader}; valid options: {', '.join(sorted(defaults)) or '(none)'}")
+    for key in paths:
+        for item in _leaves(card.options.get(key)):
+            problem = inside_path_problem(item)
+            if problem:
+                raise UserError(f"dataset card {card_file(card)}: options.{key} {problem}")
     return {**defaults, **card.options}
+
+
+def _leaves(value: Any) -> list[Any]:
+    """The texts of an option that is text, a list, or a mapping of either (None: none)."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _leaves(v)]
+    return list(value) if isinstance(value, list) else [value]

@@ -1,10 +1,11 @@
 """`--download`: fetch a dataset's public files from its card, verify their checksums, unpack.
 
 A card's `download.files` is a list of entries:
-    url:      the public direct URL
+    url:      the public direct URL (http:// or https:// only)
     md5 / sha256: the expected checksum (required: nothing unverified is ever unpacked)
-    filename: name to save under (default: the URL's last path segment)
-    dest:     folder relative to --data-root to save/unpack into (default: the data root)
+    filename: name to save under (default: the URL's last path segment); a plain file name
+    dest:     folder relative to --data-root to save/unpack into (default: the data root); no
+              absolute path, no '..': nothing a card names is written outside the data root
     unpack:   extract the archive there (default: true for .zip/.tar/.tar.gz/.tgz)
     keep:     keep the archive after unpacking (default: false)
 Datasets behind a login or a licence form (ChestX-ray14 on Box, Kaggle's pneumonia) have no
@@ -23,11 +24,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from harness.data.card import DatasetCard
+from harness.data.card import DOWNLOAD_ENTRY_KEYS, DatasetCard, card_file, inside_path_problem
 from harness.data.catalog import get_card
 from harness.errors import UserError
 
-ENTRY_KEYS = {"url", "md5", "sha256", "filename", "dest", "unpack", "keep"}
+ENTRY_KEYS = set(DOWNLOAD_ENTRY_KEYS)
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
 CHUNK = 1 << 20
 
@@ -44,6 +45,7 @@ def download_dataset(name: str, data_root: Path, *, force: bool = False, progres
 
 def download_card(card: DatasetCard, data_root: Path, *, force: bool = False, progress: bool = True) -> Path:
     """`download_dataset` for a card object."""
+    card.check(card_file(card))  # http(s) only, every path inside the data root
     target = data_root / card.root
     entries = card.download.get("files") or []
     if card.root and target.exists() and not force:
@@ -75,7 +77,12 @@ def fetch(card: DatasetCard, entry: dict[str, Any], data_root: Path, progress: b
     """Download one entry to data_root/dest, verify it, unpack it if it is an archive."""
     algo, expected = _checksum(card, entry)
     url = entry["url"]
+    if urllib.parse.urlparse(url).scheme.lower() not in ("http", "https"):
+        raise UserError(f"dataset card {card_file(card)}: download url must be http:// or https://, got {url!r}")
     filename = entry.get("filename") or Path(urllib.parse.urlparse(url).path).name
+    problem = inside_path_problem(str(Path(entry.get("dest", "")) / filename))
+    if problem or not filename:
+        raise UserError(f"dataset card {card_file(card)}: download dest/filename {problem or 'names no file'}")
     dest = data_root / entry.get("dest", "")
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / filename
@@ -128,7 +135,11 @@ def extract(card: DatasetCard, archive: Path, dest: Path) -> None:
                 z.extractall(dest)
         else:
             with tarfile.open(archive) as t:
-                t.extractall(dest, filter="data")  # rejects absolute paths, '..', device files
+                try:  # the data filter rejects absolute paths, '..', links leaving dest, device files
+                    t.extractall(dest, filter="data")
+                except tarfile.FilterError as exc:
+                    raise UserError(f"dataset {card.name!r}: {archive} has an unsafe member: {exc}; "
+                                    f"nothing outside {dest} was written") from None
     except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
         raise UserError(f"dataset {card.name!r}: cannot unpack {archive}: {exc}") from None
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from tqdm.auto import tqdm
 
+from harness.store.atomic_io import DiskFullError
 from harness.store.checkpoints import write_checkpoint
 
 
@@ -37,13 +39,19 @@ class Checkpointing:
 
     def save(self, shared: dict, own: dict) -> str:
         """Every process calls this at the same point: `own` (this process's streams and sums)
-        goes to the main process, which writes one file with all of them."""
+        goes to the main process, which writes one file with all of them. Returns the path, or ""
+        when it could not be written for want of space: a checkpoint only saves time, so the run
+        warns in one line and trains on."""
         self.last = time.monotonic()
         per_process = self.gather_to_main(on_cpu(own))
         if not self.is_main:
             return ""
-        return str(write_checkpoint(self.folder, {**shared, "processes": per_process,
-                                                  "curves": list(self.curves)}))
+        try:
+            return str(write_checkpoint(self.folder, {**shared, "processes": per_process,
+                                                      "curves": list(self.curves)}))
+        except DiskFullError as exc:
+            tqdm.write(f"warning: checkpoint not saved ({exc}); training goes on without it")
+            return ""
 
 
 def generator_state(gen: torch.Generator | None):

@@ -63,7 +63,7 @@ def multi_hot(card: DatasetCard, path: Path, line: int, text: str, no_finding: s
 @LOADERS.register("chestxray14")
 def load_chestxray14(card: DatasetCard, root: Path, image_size: int) -> LoadedDataset:
     """ChestX-ray14: official test list, patient-grouped val from train_val, multi-hot labels."""
-    opts = card_options(card, DEFAULTS)
+    opts = card_options(card, DEFAULTS, paths=("csv", "train_list", "test_list"))
     require(card, root, "the ChestX-ray14 folder")
     candidates = [opts["csv"]] if isinstance(opts["csv"], str) else list(opts["csv"])
     csv_path = next((root / c for c in candidates if (root / c).is_file()), None)

@@ -14,11 +14,14 @@ Splits: train/val carved (stratified, the card's split seed) from the official t
 test = the official t10k file. Card options: `prefixes` (file-name prefix per split, default
 train / t10k) and `fallback_dirs`: folders tried, in order, when the data root does not hold
 the files (Debian's `dataset-fashion-mnist` installs them under /usr/share/datasets/fashion-mnist).
+A fallback folder must lie under SYSTEM_DATASET_DIRS (where distributions install dataset
+packages, fixed here): a card can point at a packaged dataset, never at any folder it likes.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import zlib
 from pathlib import Path
 
@@ -26,7 +29,7 @@ import numpy as np
 
 from harness.data.cache import fingerprint_with
 from harness.data.catalog import LOADERS
-from harness.data.card import DatasetCard, card_options, missing_data_error
+from harness.data.card import DatasetCard, card_file, card_options, missing_data_error
 from harness.data.dataset import LoadedDataset
 from harness.data.images import array_to_channels, resize_array
 from harness.data.splits import carve_pool
@@ -35,6 +38,23 @@ from harness.errors import UserError
 IMAGES_MAGIC = 2051   # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049   # 0x00000801: unsigned bytes, 1 dimension
 DEFAULT_OPTIONS = {"prefixes": {"train": "train", "test": "t10k"}, "fallback_dirs": []}
+SYSTEM_DATASET_DIRS = ("/usr/share/datasets",)  # Debian's dataset-* packages install here
+
+
+def _in_system_dataset_dir(folder) -> bool:
+    plain = os.path.normpath(folder) if isinstance(folder, str) else ""
+    return any(plain == d or plain.startswith(d + "/") for d in SYSTEM_DATASET_DIRS)
+
+
+def idx_options(card: DatasetCard) -> dict:
+    """The card's options, its prefixes inside the data root and its fallback folders under
+    SYSTEM_DATASET_DIRS (UserError naming the card file and option otherwise)."""
+    opts = card_options(card, DEFAULT_OPTIONS, paths=("prefixes",))
+    folders = opts["fallback_dirs"]
+    if not (isinstance(folders, list) and all(map(_in_system_dataset_dir, folders))):
+        raise UserError(f"dataset card {card_file(card)}: options.fallback_dirs must be a list of folders under "
+                        f"{', '.join(SYSTEM_DATASET_DIRS)} (installed dataset packages), got {folders!r}")
+    return opts
 
 
 def read_idx(path: Path, magic: int, what: str = "IDX") -> np.ndarray:
@@ -77,7 +97,7 @@ def idx_file(folder: Path, prefix: str, kind: str) -> Path | None:
 
 def find_idx_folder(card: DatasetCard, root: Path) -> Path | None:
     """`root` if it holds every file, else the first of the card's fallback_dirs that does."""
-    opts = card_options(card, DEFAULT_OPTIONS)
+    opts = idx_options(card)
     for folder in (root, *map(Path, opts["fallback_dirs"])):
         if all(idx_file(folder, p, k) for p in opts["prefixes"].values() for k in ("images", "labels")):
             return folder
@@ -101,7 +121,7 @@ def read_split(card: DatasetCard, folder: Path, prefix: str, size: int) -> tuple
 @LOADERS.register("idx")
 def load_idx(card: DatasetCard, root: Path, image_size: int) -> LoadedDataset:
     """MNIST-family IDX files: train/val carved from the official train file, official test."""
-    opts = card_options(card, DEFAULT_OPTIONS)
+    opts = idx_options(card)
     folder = find_idx_folder(card, root)
     if folder is None:
         tried = ", ".join(str(p) for p in (root, *opts["fallback_dirs"]))
@@ -122,7 +142,7 @@ def idx_fingerprint(card: DatasetCard, root: Path) -> str | None:
     folder = find_idx_folder(card, root)
     if folder is None:
         return None
-    opts = card_options(card, DEFAULT_OPTIONS)
+    opts = idx_options(card)
     h = hashlib.sha256(str(folder.resolve()).encode())
     for prefix in opts["prefixes"].values():
         for kind in ("images", "labels"):

@@ -61,7 +61,7 @@ def scan(folders: list[Path], extensions: set[str]) -> list[tuple[Path, str]]:
 @LOADERS.register("imagefolder")
 def load_imagefolder(card: DatasetCard, root: Path, image_size: int) -> LoadedDataset:
     """Class-per-folder images; splits carved by fraction and/or read from split folders."""
-    opts = card_options(card, DEFAULTS)
+    opts = card_options(card, DEFAULTS, paths=("split_folders",))
     if card.task != "multiclass":
         raise UserError(f"dataset card {card.name}: the imagefolder loader is multiclass only")
     require(card, root, "the image folder")

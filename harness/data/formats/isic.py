@@ -59,7 +59,7 @@ def lesion_groups(card: DatasetCard, path: Path, images: list[str]) -> np.ndarra
 @LOADERS.register("isic2019")
 def load_isic2019(card: DatasetCard, root: Path, image_size: int) -> LoadedDataset:
     """ISIC 2019 training set: one-hot CSV, lesion-grouped stratified train/val/test."""
-    opts = card_options(card, DEFAULTS)
+    opts = card_options(card, DEFAULTS, paths=("images", "labels_csv", "metadata_csv", "extension"))
     require(card, root, "the ISIC 2019 folder")
     folder = require(card, root / opts["images"], "the image folder")
     csv_path = root / opts["labels_csv"]
