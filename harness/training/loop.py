@@ -212,7 +212,8 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         last_epoch = epoch + 1 == pre["epochs"]
         if checkpointing is not None and not last_epoch and \
-                time.monotonic() - checkpointing.last >= checkpointing.every_s:
+                time.monotonic() - checkpointing.last >= checkpointing.every_s and \
+                not (agreement is not None and agreement.claim_lost(True)):  # lost: it stops at the next check
             checkpointing.save(state_at(epoch + 1, 0, shuffle_gen.get_state(), torch.zeros(()), {}))
     stats.seconds = elapsed + time.perf_counter() - start
     stats.steps = ctx.step
