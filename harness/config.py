@@ -270,7 +270,7 @@ def check_claim_timing(run: dict) -> None:
     heartbeats, or a live run is taken over between two of its beats."""
     if run["heartbeat_s"] <= 0:
         raise UserError(f"run.heartbeat_s must be a positive number of seconds, got {run['heartbeat_s']:g}")
-    if run["stale_after_s"] < STALE_MIN_BEATS * run["heartbeat_s"]:
+    if run["stale_after_s"] < round(STALE_MIN_BEATS * run["heartbeat_s"], 9):  # 3 * 0.2 is 0.6000000000000001
         raise UserError(f"run.stale_after_s ({run['stale_after_s']:g}) must be at least {STALE_MIN_BEATS} "
                         f"heartbeats (run.heartbeat_s = {run['heartbeat_s']:g}): "
                         f"{STALE_MIN_BEATS * run['heartbeat_s']:g} s or more")
