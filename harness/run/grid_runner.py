@@ -58,6 +58,26 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
     counts = {"skipped": len(specs) - len(todo), "COMPLETED": 0, "FAILED": 0}
     datasets: dict[tuple[str, int], LoadedDataset] = {}
 
+    def get(name: str, size: int, train_subsample: int = 0) -> LoadedDataset:
+        if (name, size, train_subsample) not in datasets:
+            data = load_dataset_shared(name, data_root, size, cache_dir, accelerator)  # mmap, one decode
+            data = data.train_subset(train_subsample)
+            empty = [split for split in ("train", "val", "test") if len(data.images[split]) == 0]
+            if empty:
+                raise UserError(f"dataset {name!r}: the {', '.join(empty)} split(s) are empty; every "
+                                "benchmark needs train, val (for selection) and test images")
+            datasets[(name, size, train_subsample)] = data
+        return datasets[(name, size, train_subsample)]
+
+    # Load (or decode into the cache) every dataset first, transfer targets included (at the
+    # pretraining dataset's size): missing data fails before any run is written.
+    for spec in todo:
+        size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
+        get(spec.dataset, size, sub)
+        if "transfer" in spec.config["protocols"]:
+            for target in transfer_targets(spec.dataset, spec.config["eval"]["transfer"]["pairs"]):
+                get(target, size, sub)
+
     def attempt(spec: RunSpec, take) -> bool:
         """Run `spec` if the main process gets its claim from `take()`; False when another
         invocation holds it."""
@@ -101,25 +121,6 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
         counts[status] = counts.get(status, 0) + 1
         return True
 
-    def get(name: str, size: int, train_subsample: int = 0) -> LoadedDataset:
-        if (name, size, train_subsample) not in datasets:
-            data = load_dataset_shared(name, data_root, size, cache_dir, accelerator)  # mmap, one decode
-            data = data.train_subset(train_subsample)
-            empty = [split for split in ("train", "val", "test") if len(data.images[split]) == 0]
-            if empty:
-                raise UserError(f"dataset {name!r}: the {', '.join(empty)} split(s) are empty; every "
-                                "benchmark needs train, val (for selection) and test images")
-            datasets[(name, size, train_subsample)] = data
-        return datasets[(name, size, train_subsample)]
-
-    # Load (or decode into the cache) every dataset first, transfer targets included (at the
-    # pretraining dataset's size): missing data fails before any run is written.
-    for spec in todo:
-        size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
-        get(spec.dataset, size, sub)
-        if "transfer" in spec.config["protocols"]:
-            for target in transfer_targets(spec.dataset, spec.config["eval"]["transfer"]["pairs"]):
-                get(target, size, sub)
     bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
     elsewhere = []
     for spec in bar:
