@@ -159,13 +159,14 @@ def run(argv: list[str] | None = None) -> int:
     counts = run_grid(specs, accelerator, results_dir, Path(cfg["data"]["root"]), cache_dir,
                       wait_timeout_h=cfg["run"]["wait_timeout_h"],
                       checkpoint_every_min=cfg["run"]["checkpoint_every_min"],
-                      stale_after_s=cfg["run"]["stale_after_s"])
+                      stale_after_s=cfg["run"]["stale_after_s"], heartbeat_s=cfg["run"]["heartbeat_s"])
     if accelerator.is_main_process and not args.worker:  # a local launcher writes it once, at the end
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
                                  stale_after_s=cfg["run"]["stale_after_s"])
-        elsewhere = counts.get("claimed elsewhere", 0)
+        elsewhere, lost = counts.get("claimed elsewhere", 0), counts.get("INTERRUPTED", 0)
         print(f"{counts['COMPLETED']} completed, {counts['FAILED']} failed, "
               f"{counts['skipped']} skipped (already completed)"
+              f"{f', {lost} interrupted (taken over by another invocation)' if lost else ''}"
               f"{f', {elsewhere} left to the invocation that holds them' if elsewhere else ''}; wrote {path}")
     return 0
 

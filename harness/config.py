@@ -19,6 +19,11 @@ import yaml
 
 from harness.errors import UserError
 
+CLAIM_HEARTBEAT_S = 10.0
+"""Default period of a run claim's heartbeat (`run.heartbeat_s`; harness/store/claims.py)."""
+STALE_MIN_BEATS = 3
+"""`run.stale_after_s` must span this many heartbeats: one late or failed beat is no death."""
+
 DEFAULTS: dict[str, Any] = {
     "benchmark": {
         "methods": ["byol", "random-init", "supervised"],
@@ -97,8 +102,11 @@ DEFAULTS: dict[str, Any] = {
         # takes hours on one GPU, far past the NCCL group's default 10 minutes.
         "wait_timeout_h": 48.0,
         # A RUNNING run whose Sacred heartbeat (every 10 s) is older than this was killed: it is
-        # shown as interrupted and run again.
+        # shown as interrupted and run again. A run claim (harness/store/claims.py) whose content
+        # a reader sees unchanged this long, on its own clock, is taken over: at least
+        # STALE_MIN_BEATS claim heartbeats.
         "stale_after_s": 120.0,
+        "heartbeat_s": CLAIM_HEARTBEAT_S,  # seconds between rewrites of a held run claim
         # Pretraining checkpoints: at the end of the first epoch after this many minutes
         # (0: every epoch), and at the next step after SIGTERM / SIGUSR2.
         "checkpoint_every_min": 10.0,
@@ -327,7 +335,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
         cfg = merge(cfg, read_yaml(path))
     for item in overrides:
         cfg = merge(cfg, parse_set(item))
+    check_claim_timing(cfg["run"])
     return cfg
+
+
+def check_claim_timing(run: dict) -> None:
+    """A claim is judged dead after `stale_after_s` without a change: that must span several
+    heartbeats, or a live run is taken over between two of its beats."""
+    if run["heartbeat_s"] <= 0:
+        raise UserError(f"run.heartbeat_s must be a positive number of seconds, got {run['heartbeat_s']:g}")
+    if run["stale_after_s"] < round(STALE_MIN_BEATS * run["heartbeat_s"], 9):  # 3 * 0.2 is 0.6000000000000001
+        raise UserError(f"run.stale_after_s ({run['stale_after_s']:g}) must be at least {STALE_MIN_BEATS} "
+                        f"heartbeats (run.heartbeat_s = {run['heartbeat_s']:g}): "
+                        f"{STALE_MIN_BEATS * run['heartbeat_s']:g} s or more")
 
 
 def seed_list(seeds: int | list) -> list[int]:

@@ -77,7 +77,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_a_killed_run_shows_as_interrupted_and_is_run_again(tmp_path, capsys):
     results = tmp_path / "results"
-    args = [*TINY, "--methods", "byol", "--seeds", "1", "--results-dir", str(results),
+    args = [*TINY, "--methods", "byol", "--seeds", "1", "--results-dir", str(results), "--set", "run.heartbeat_s=0.25",
             "--set", "pretrain.epochs=200", "--set", "run.stale_after_s=1"]
     proc = subprocess.Popen([sys.executable, "-c", KILLABLE, *args], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -13,28 +13,30 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from harness.store.claims import CLAIMS, is_dead, read_claim
+from harness.config import CLAIM_HEARTBEAT_S
+from harness.store.claims import holder_state
 from harness.plan.grid import RunSpec
 from harness.store.records import load_runs
 
 
-def live_claim(results_dir: Path, run_hash: str, stale_after_s: float) -> dict | None:
-    """The claim on `run_hash` if a live process holds it (harness.store.claims), else None."""
-    held = read_claim(Path(results_dir) / CLAIMS / f"{run_hash}.json")
-    if held is None or is_dead(held, stale_after_s):
-        return None
-    return held
-
-
-def runs_to_do(specs: list[RunSpec], results_dir: Path, stale_after_s: float) -> tuple[list[RunSpec], list[RunSpec]]:
+def runs_to_do(specs: list[RunSpec], results_dir: Path, stale_after_s: float,
+               heartbeat_s: float = CLAIM_HEARTBEAT_S) -> tuple[list[RunSpec], list[RunSpec]]:
     """(to run, held elsewhere): the runs not completed, split by whether a live invocation
-    holds their claim (those are left to it)."""
+    holds their claim (those are left to it). A claim is watched until its holder shows a sign
+    of life (within a heartbeat) or it has been unchanged for stale_after_s (harness.store.claims:
+    clocks of two hosts are never compared)."""
+    pending = [s for s in specs if not s.done]
     todo, held = [], []
-    for spec in specs:
-        if spec.done:
-            continue
-        (held if live_claim(results_dir, spec.config["run_hash"], stale_after_s) else todo).append(spec)
-    return todo, held
+    while pending:
+        unknown = []
+        for spec in pending:
+            state = holder_state(results_dir, spec.config["run_hash"], stale_after_s)
+            {"free": todo, "dead": todo, "alive": held}.get(state, unknown).append(spec)
+        pending = unknown
+        if pending:
+            time.sleep(min(heartbeat_s / 4, 1.0))
+    order = {id(s): i for i, s in enumerate(specs)}
+    return sorted(todo, key=lambda s: order[id(s)]), sorted(held, key=lambda s: order[id(s)])
 
 
 def ended_before(specs: list[RunSpec], runs_dir: Path, stale_after_s: float) -> dict[str, int]:

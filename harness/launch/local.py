@@ -93,7 +93,7 @@ def run_local(cfg: dict, specs: list, results_dir: Path, workers: int) -> int:
     runs_dir = results_dir / "runs"
     stale = cfg["run"]["stale_after_s"]
     skipped = sum(s.done for s in specs)
-    todo, held = runs_to_do(specs, results_dir, stale)
+    todo, held = runs_to_do(specs, results_dir, stale, cfg["run"]["heartbeat_s"])
     if not todo:
         finish(cfg, results_dir, summary_counts([], skipped, len(held), {}))
         return 0

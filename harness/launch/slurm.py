@@ -182,11 +182,12 @@ class RunJob(Checkpointable):
             counts = run_grid(specs, accelerator, results_dir, Path(cfg["data"]["root"]), cache_dir,
                               wait_timeout_h=cfg["run"]["wait_timeout_h"],
                               checkpoint_every_min=cfg["run"]["checkpoint_every_min"],
-                              stale_after_s=cfg["run"]["stale_after_s"])
+                              stale_after_s=cfg["run"]["stale_after_s"], heartbeat_s=cfg["run"]["heartbeat_s"])
         except Preempted as exc:
             self._requeue_on_usr_signal(exc.signum)
             return {**out, "status": "INTERRUPTED", "signal": signal.Signals(exc.signum).name}
-        status = next((k for k in ("COMPLETED", "FAILED", "claimed elsewhere", "skipped") if counts.get(k)), "?")
+        status = next((k for k in ("COMPLETED", "FAILED", "INTERRUPTED", "claimed elsewhere", "skipped")
+                       if counts.get(k)), "?")
         return {**out, "status": status}
 
     @staticmethod
@@ -298,7 +299,7 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
               "twice (their claims keep them from running twice)", file=sys.stderr)
         alive = {}
     queued = [s for s in specs if not s.done and alive.get(known.get(s.config["run_hash"], "")) in ACTIVE]
-    todo, held = runs_to_do([s for s in specs if s not in queued], results_dir, stale)
+    todo, held = runs_to_do([s for s in specs if s not in queued], results_dir, stale, cfg["run"]["heartbeat_s"])
     for s in held + queued:
         why = f"job {known[s.config['run_hash']]}, still queued or running" if s in queued else \
             "the live invocation that holds its claim"

@@ -7,8 +7,9 @@ The markdown: provenance of the runs; the overall ranking (average ranks over th
 dataset x protocol on each dataset's primary metric, Friedman/Iman-Davenport, Nemenyi CD and
 its diagram); per dataset a table of methods x protocols (mean ± std [95% CI]; the difference
 to the baseline, paired by seed, with its CI, Holm-adjusted Wilcoxon p and a marker) and its
-training curves; the transfer table (protocols named transfer*); costs; failed runs; notes on
-power. leaderboard.json holds one record per (dataset, protocol, metric, method), every metric.
+training curves; the transfer table (protocols named transfer*); costs; runs in progress; failed
+and interrupted runs; notes on power. leaderboard.json holds one record per (dataset, protocol,
+metric, method), every metric.
 """
 from __future__ import annotations
 
@@ -132,13 +133,14 @@ def json_records(all_cells: dict[CellKey, CellStats], primary: set[CellKey], ran
     return _clean(out)
 
 
-def provenance_lines(records: list[RunRecord], n_failed: int, baseline: str, roles: dict[str, str]) -> list[str]:
+def provenance_lines(records: list[RunRecord], n_failed: int, baseline: str, roles: dict[str, str],
+                     n_running: int = 0) -> list[str]:
     prov = collect_provenance(records)
     n = prov.n_runs
     lines = ["## Provenance", "",
              f"- **Runs:** {n} completed (the newest per config hash), {len(set(prov.run_hashes))} distinct "
              f"config hashes, store digest `{prov.store_digest}` (sha256 of the sorted run hashes); "
-             f"{n_failed} failed or interrupted.",
+             f"{n_failed} failed or interrupted{f', {n_running} in progress' if n_running else ''}.",
              f"- **Code:** git {describe(prov.commits)}.",
              f"- **Hardware:** CPU {describe(prov.cpus)}; GPU {describe(prov.gpus)}; "
              f"Python {describe(prov.pythons)}.",
@@ -225,6 +227,17 @@ def failed_lines(failed: list[RunRecord], completed_hashes: set[str]) -> list[st
     return lines + [""]
 
 
+def running_lines(running: list[RunRecord]) -> list[str]:
+    """Runs in progress when the leaderboard was written: not in the tables yet."""
+    if not running:
+        return []
+    lines = ["## Runs in progress", ""]
+    for r in running:
+        dataset, method, seed = r.key
+        lines.append(f"- run {r.run_id}: {dataset} / {method} / seed {seed}")
+    return lines + [""]
+
+
 def superseded_lines(superseded: list[tuple[RunRecord, RunRecord]]) -> list[str]:
     """Completed runs left out because a newer run of another config has the same dataset,
     method and seed: said here, so that two configs in one store are never merged silently."""
@@ -283,6 +296,7 @@ def write_leaderboard(results_dir: Path, baseline: str = "byol", stale_after_s: 
     all_records = load_runs(results_dir / "runs", stale_after_s)
     records, superseded = one_per_key(latest_completed(all_records))
     failed = [r for r in all_records if r.status in NOT_COMPLETED]
+    running = [r for r in all_records if r.status == "RUNNING"]
     results_dir.mkdir(parents=True, exist_ok=True)
 
     primary_of = dataset_primary_metrics(records)
@@ -298,7 +312,7 @@ def write_leaderboard(results_dir: Path, baseline: str = "byol", stale_after_s: 
              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from results/runs alone "
              "(`python run_bench.py --leaderboard` rebuilds it).", ""]
     if records:
-        lines += provenance_lines(records, len(failed), baseline, roles)
+        lines += provenance_lines(records, len(failed), baseline, roles, len(running))
         lines += ranking_lines(ranking, roles, figures_dir)
         datasets = sorted({r.key[0] for r in records})
         curves = training_curves(records)
@@ -312,6 +326,7 @@ def write_leaderboard(results_dir: Path, baseline: str = "byol", stale_after_s: 
         lines += ["## Cost (mean over seeds)", "", cost_table(collect_costs(records), order, roles), ""]
     else:
         lines += ["No completed runs yet.", ""]
+    lines += running_lines(running)
     lines += failed_lines(failed, {r.config.get("run_hash") for r in records})
     lines += superseded_lines(superseded)
     if records:

@@ -10,8 +10,9 @@ the run waits, polling every WAIT_POLL_S, until
 
 - the encoder appears in the store: the run evaluates it and trains nothing (`pretrained_by`
   in its info.json names the run that trained it), or
-- the claim is released or goes stale (its holder stopped, was preempted, or died): the run
-  takes it and pretrains, resuming from the holder's newest checkpoint if there is one
+- the claim is released or goes stale (its holder stopped, was preempted, or died: its claim
+  stayed unchanged for `stale_after_s` while this run polled it, or its process on this host is
+  gone): the run takes it and pretrains, resuming from the holder's newest checkpoint if there is one
   (checkpoints are kept per pretraining identity), or
 - a preemption signal arrives: the run stops before starting (returned, so that under DDP
   every process learns it from the main process's decision).
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from harness.config import CLAIM_HEARTBEAT_S
 from harness.training import preemption
 from harness.store.claims import CLAIMS, Claim, read_claim, try_claim
 from harness.store.encoders import encoder_path
@@ -35,7 +37,8 @@ WAIT_POLL_S = 5.0
 
 
 def wait_for_pretraining(results_dir: Path, pretrain_hash: str, stale_after_s: float,
-                         poll_s: float | None = None) -> tuple[str, Claim | None, int | None]:
+                         poll_s: float | None = None, heartbeat_s: float = CLAIM_HEARTBEAT_S
+                         ) -> tuple[str, Claim | None, int | None]:
     """(action, pretraining claim, signal): ("evaluate", None, None) once the encoder is saved;
     ("pretrain", claim, None) when this process may train it; ("pretrain", None, signum) when
     a preemption signal came while waiting."""
@@ -45,7 +48,7 @@ def wait_for_pretraining(results_dir: Path, pretrain_hash: str, stale_after_s: f
     while True:
         if saved.exists():
             return "evaluate", None, None
-        claim = try_claim(results_dir, PREFIX + pretrain_hash, stale_after_s)
+        claim = try_claim(results_dir, PREFIX + pretrain_hash, stale_after_s, heartbeat_s)
         if claim is not None:
             if saved.exists():  # saved between the look and the claim
                 claim.release()

@@ -84,7 +84,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
                 stats = train(method, data, config, accelerator, seed, log_and_keep, agreement, checkpointing)
             costs = {"img_per_s": stats.img_per_s, "seconds": stats.seconds, "peak_mem_mb": mem.peak_mb}
             info["pretrain_steps"] = stats.steps
-            agreement.check()  # every process finished training
+            agreement.check(confirm_claim=True)  # every process finished training; the claim is still ours
             if accelerator.is_main_process and path is not None:
                 save_encoder(path, revert_sync_batchnorm(method.encoder), costs, config["pretrain_hash"],
                              run_id, curves)
@@ -97,7 +97,9 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
             for protocol in config["protocols"]:
                 result.update(PROTOCOLS.get(protocol)(ctx))
             info["selection"] = ctx.info
-        agreement.check()  # the other processes wait here through the evaluation
+        # The other processes wait here through the evaluation; a run whose claim was taken
+        # over meanwhile ends INTERRUPTED (ClaimLost), never COMPLETED.
+        agreement.check(confirm_claim=True)
     except Exception as exc:
         raise agreement.outcome(exc) from exc
     finally:

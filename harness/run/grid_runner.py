@@ -1,7 +1,9 @@
 """Run the grid: every run still to do, one after another, in one process group.
 
 A completed run with the same run hash is skipped; a run held by another invocation (a claim
-in the store) is left to it; on SIGTERM / SIGUSR2 the run in progress checkpoints and
+in the store) is left to it while that one is seen alive, and taken over once its claim has not
+changed for run.stale_after_s (harness/store/claims.py); a run whose claim is taken over in turn
+stops at its next check, INTERRUPTED; on SIGTERM / SIGUSR2 the run in progress checkpoints and
 `Preempted` propagates, and the same command resumes it.
 """
 from __future__ import annotations
@@ -14,13 +16,14 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
+from harness.config import CLAIM_HEARTBEAT_S
 from harness.data import LoadedDataset, load_dataset_shared
 from harness.errors import UserError
 from harness.evaluation.transfer import transfer_targets
 from harness.plan.grid import RunSpec
 from harness.run.encoder_wait import wait_for_pretraining
 from harness.run.sacred_adapter import sacred_run
-from harness.store.claims import try_claim
+from harness.store.claims import try_claim, watch_claim
 from harness.store.records import load_runs
 from harness.training import preemption
 from harness.training.agreement import Agreement
@@ -33,16 +36,16 @@ def completed_in_store(runs_dir: Path, run_hash: str) -> bool:
 
 def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, data_root: Path,
              cache_dir: Path, wait_timeout_h: float = 48.0, checkpoint_every_min: float = 10.0,
-             stale_after_s: float = 120.0) -> dict[str, int]:
+             stale_after_s: float = 120.0, heartbeat_s: float = CLAIM_HEARTBEAT_S) -> dict[str, int]:
     """Run every spec not already done; returns counts by status. On SIGTERM / SIGUSR2 the run
     in progress checkpoints and `Preempted` propagates (the same command resumes it)."""
     with preemption.handled():
         return _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeout_h,
-                         checkpoint_every_min, stale_after_s)
+                         checkpoint_every_min, stale_after_s, heartbeat_s)
 
 
 def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeout_h,
-              checkpoint_every_min, stale_after_s) -> dict[str, int]:
+              checkpoint_every_min, stale_after_s, heartbeat_s) -> dict[str, int]:
     runs_dir = results_dir / "runs"
     agreement = Agreement(accelerator.num_processes, wait_timeout_h * 3600)
     # Every process must agree on what to run: the main process's view of the store decides.
@@ -74,15 +77,16 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
         if "transfer" in spec.config["protocols"]:
             for target in transfer_targets(spec.dataset, spec.config["eval"]["transfer"]["pairs"]):
                 get(target, size, sub)
-    bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
-    for spec in bar:
-        bar.set_postfix_str(spec.label)
+
+    def attempt(spec: RunSpec, take) -> bool:
+        """Run `spec` if the main process gets its claim from `take()`; False when another
+        invocation holds it."""
         signum = preemption.requested()
         if agreement.check(signum is not None):  # a signal between runs: stop before the next
             raise Preempted(signum or signal.SIGTERM)
         # Another invocation on this store may hold the run: the main process asks for the
         # claim, and every process follows its answer.
-        claim = try_claim(results_dir, spec.config["run_hash"], stale_after_s) if accelerator.is_main_process else None
+        claim = take() if accelerator.is_main_process else None
         if claim is not None and completed_in_store(runs_dir, spec.config["run_hash"]):
             claim.release()  # finished by another invocation since this grid was expanded
             claim = None
@@ -91,7 +95,7 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
         pretraining, signum = None, None
         if claim is not None and spec.action == "pretrain":
             spec.action, pretraining, signum = wait_for_pretraining(results_dir, spec.config["pretrain_hash"],
-                                                                    stale_after_s)
+                                                                    stale_after_s, heartbeat_s=heartbeat_s)
         decided = [claim is not None, spec.action, signum]
         if accelerator.num_processes > 1:  # on the gloo group: the main process may wait for hours
             torch.distributed.broadcast_object_list(decided, src=0, group=agreement.group)
@@ -101,16 +105,34 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
                 claim.release()
             raise Preempted(signum)
         if not held:
-            counts["claimed elsewhere"] = counts.get("claimed elsewhere", 0) + 1
-            continue
+            return False
+        claims = [c for c in (claim, pretraining) if c is not None]
+        # Every check of the run also asks whether another invocation took a claim over.
+        agreement.claim_lost = lambda confirm=False: any(c.lost(confirm) for c in claims)
         try:
             size, sub = spec.config["data"]["image_size"], spec.config["data"].get("train_subsample", 0)
             status = sacred_run(spec, get(spec.dataset, size, sub), accelerator, runs_dir,
                                 load_other=lambda name, size=size, sub=sub: get(name, size, sub),
                                 agreement=agreement, checkpoint_every_s=checkpoint_every_min * 60)
         finally:
-            for held_claim in (claim, pretraining):
-                if held_claim is not None:
-                    held_claim.release()
+            agreement.claim_lost = lambda confirm=False: False
+            for held_claim in claims:
+                held_claim.release()
         counts[status] = counts.get(status, 0) + 1
+        return True
+
+    bar = tqdm(todo, desc="grid", disable=not accelerator.is_main_process)
+    elsewhere = []
+    for spec in bar:
+        bar.set_postfix_str(spec.label)
+        if not attempt(spec, lambda spec=spec: try_claim(results_dir, spec.config["run_hash"], stale_after_s,
+                                                          heartbeat_s)):
+            elsewhere.append(spec)
+    # A holder that died on another host shows only as a claim that stops changing: watch each run
+    # held elsewhere until its holder shows a sign of life (it is left to it) or its claim has been
+    # unchanged for stale_after_s since this process first saw it (taken over and run here).
+    for spec in elsewhere:
+        if not attempt(spec, lambda spec=spec: watch_claim(results_dir, spec.config["run_hash"], stale_after_s,
+                                                            heartbeat_s, give_up=preemption.requested)):
+            counts["claimed elsewhere"] = counts.get("claimed elsewhere", 0) + 1
     return counts

@@ -2,7 +2,8 @@
 
 Only the main process attaches the FileStorageObserver. A run failing on any process is
 recorded FAILED once, by Sacred on the main process, with every process's reason, and all
-processes go on to the next run together; a preempted run is recorded INTERRUPTED.
+processes go on to the next run together; a preempted run is recorded INTERRUPTED, and so is a
+run whose claim another invocation took over (ClaimLost: the grid goes on with its next run).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from harness.data import LoadedDataset
 from harness.plan.grid import RunSpec
 from harness.run.execute import execute
 from harness.training.agreement import Agreement
+from harness.training.preemption import ClaimLost
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +38,8 @@ def _git_available() -> bool:
 
 def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, runs_dir: Path,
                load_other=None, agreement: Agreement | None = None, checkpoint_every_s: float = 600.0) -> str:
-    """One Sacred run; returns its status (COMPLETED or FAILED). Never raises for a failed run."""
+    """One Sacred run; returns its status (COMPLETED, FAILED, or INTERRUPTED when its claim was
+    taken over). Never raises for a failed run."""
     with warnings.catch_warnings():  # sacred 0.8.7 imports the deprecated pkg_resources
         warnings.simplefilter("ignore", UserWarning)
         from sacred import SETTINGS, Experiment
@@ -60,6 +63,10 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
     try:
         run = ex.run(options={"--loglevel": "ERROR"})
         return run.status
+    except ClaimLost as exc:  # recorded INTERRUPTED by the observer; the other invocation runs it
+        if accelerator.is_main_process:
+            tqdm.write(f"INTERRUPTED {spec.label}: {exc}")
+        return "INTERRUPTED"
     except Exception as exc:  # recorded FAILED by the observer; every process goes on together
         if accelerator.is_main_process:
             tqdm.write(f"FAILED {spec.label}: {type(exc).__name__}: {exc}")

@@ -5,10 +5,13 @@
 One file per checkpoint, named by the optimisation step it continues from. Each is written to
 a temporary file, fsynced and renamed (a half-written file is never read, also on NFS), and
 read with `torch.load(weights_only=True)` (tensors, numbers, strings, lists and dicts only: it
-cannot run code). The newest readable one is resumed from; one that cannot be read is renamed
-`*.corrupt`, reported in one line, and the next older one is tried (or the run starts from
-scratch). The two newest are kept while the run trains; all are removed once its encoder is
-saved.
+cannot run code). The newest readable one is resumed from; one whose content is bad (truncated,
+corrupt, not a checkpoint) is renamed `*.corrupt`, reported in one line, and the next older one
+is tried (or the run starts from scratch). One that cannot be read for a reason outside the file
+(permissions, a transient EIO or ESTALE, memory) is left in place and the run fails in one line
+(`CheckpointUnreadable`): the next command resumes from it, where setting it aside would throw
+away the training it holds, and starting afresh would hide the problem. The two newest are kept
+while the run trains; all are removed once its encoder is saved.
 
 What a checkpoint holds: once, what every process shares: the online and target networks, the
 optimizer and GradScaler states, the epoch and the batch within it, the step count, the epoch
@@ -23,6 +26,7 @@ bit-identical to an uninterrupted one, with one process and with two (tested).
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -47,14 +51,38 @@ def write_checkpoint(folder: Path, state: dict) -> Path:
     return path
 
 
+class CheckpointUnreadable(RuntimeError):
+    """A checkpoint could not be read for a reason outside its content; it is kept."""
+
+
+def _unreadable(path: Path, exc: BaseException) -> CheckpointUnreadable:
+    return CheckpointUnreadable(f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); "
+                                "left in place: run the same command again to resume from it")
+
+
+def _read_state(path: Path) -> dict:
+    """The checkpoint's state. CheckpointUnreadable when the file cannot be read or memory runs
+    out (the file may be fine); any other exception means its content is bad."""
+    try:  # read first: an OSError here is the filesystem's, one from torch.load the content's
+        blob = path.read_bytes()
+    except (OSError, MemoryError) as exc:
+        raise _unreadable(path, exc) from None
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except MemoryError as exc:
+        raise _unreadable(path, exc) from None
+    if not isinstance(state, dict) or "networks" not in state:
+        raise ValueError("not a checkpoint")
+    return state
+
+
 def latest_checkpoint(folder: Path) -> tuple[Path, dict] | None:
-    """(path, state) of the newest readable checkpoint; unreadable ones are set aside."""
+    """(path, state) of the newest readable checkpoint; ones with bad content are set aside."""
     for path in sorted(Path(folder).glob("ckpt-*.pt"), reverse=True):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(state, dict) or "networks" not in state:
-                raise ValueError("not a checkpoint")
-            return path, state
+            return path, _read_state(path)
+        except CheckpointUnreadable:
+            raise
         except Exception as exc:  # truncated, corrupt, or not ours: never resumed from
             aside = path.with_suffix(".corrupt")
             os.replace(path, aside)

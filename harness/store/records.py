@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.store.claims import gone_holder
+
 
 @dataclass
 class RunRecord:
@@ -82,10 +84,12 @@ def last_sign_of_life(run: dict) -> datetime | None:
     return None
 
 
-def effective_status(run: dict, stale_after_s: float, now: datetime | None = None) -> tuple[str, str]:
+def effective_status(run: dict, stale_after_s: float, now: datetime | None = None,
+                     gone: dict | None = None) -> tuple[str, str]:
     """(status, reason): Sacred's, except that a RUNNING run whose heartbeat is older than
-    `stale_after_s` is INTERRUPTED. Sacred cannot record a SIGKILL or a node that died, so its
-    run stays RUNNING forever; it must not count as done, nor as still running."""
+    `stale_after_s` is INTERRUPTED, and so at once is one whose claim's process on this host is
+    gone (`gone`, harness.store.claims.gone_holder). Sacred cannot record a SIGKILL or a node
+    that died, so its run stays RUNNING forever; it must not count as done, nor as still running."""
     status = run.get("status", "?")
     if status != "RUNNING":
         return status, ""
@@ -94,12 +98,14 @@ def effective_status(run: dict, stale_after_s: float, now: datetime | None = Non
     age = (now - seen).total_seconds() if seen else float("inf")
     if age > stale_after_s:
         return "INTERRUPTED", f"no heartbeat for {age:.0f} s (killed or lost)"
+    if gone is not None:
+        return "INTERRUPTED", f"its process {gone.get('pid')} on {gone.get('host')} is gone (killed)"
     return status, ""
 
 
 def load_runs(runs_dir: Path, stale_after_s: float = STALE_AFTER_S) -> list[RunRecord]:
     """Every readable run folder, oldest first (Sacred numbers them 1, 2, ...); RUNNING runs
-    with a stale heartbeat come back INTERRUPTED."""
+    with a stale heartbeat, or whose claim's process on this host is gone, come back INTERRUPTED."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
@@ -112,7 +118,8 @@ def load_runs(runs_dir: Path, stale_after_s: float = STALE_AFTER_S) -> list[RunR
             report_unreadable(folder, config_why or run_why)
             continue
         result = run.get("result") if isinstance(run.get("result"), dict) else {}
-        status, reason = effective_status(run, stale_after_s)
+        gone = gone_holder(runs_dir.parent, str(config.get("run_hash", ""))) if run.get("status") == "RUNNING" else None
+        status, reason = effective_status(run, stale_after_s, gone=gone)
         status = str(status)
         if status == "FAILED":
             trace = run.get("fail_trace")

@@ -8,6 +8,10 @@ group (CPU, a tiny tensor, no device sync: an exception is a host event). A proc
 raised calls `report` instead, which matches the others' next check; then all of them
 exchange their reasons once and raise together, and the grid goes on in step.
 
+A check also stops the run on every process, with `ClaimLost`, when the main process's run
+claim was taken over by another invocation (`claim_lost`, set by the grid runner for each run:
+harness/store/claims.py); the run is then recorded INTERRUPTED and writes nothing more.
+
 The same group is where the other processes wait while the main process evaluates: its
 timeout is `run.wait_timeout_h` (long; evaluation of ChestX-ray14 on one GPU takes hours),
 not the NCCL group's 10 minutes, and no NCCL collective is pending meanwhile. It also carries
@@ -21,9 +25,12 @@ timeout ends the job. One process is the degenerate case: every check is a no-op
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Callable
 
 import torch
 import torch.distributed as dist
+
+from harness.training.preemption import ClaimLost
 
 
 class PeerFailed(RuntimeError):
@@ -43,26 +50,35 @@ class Agreement:
 
     def __init__(self, num_processes: int, wait_timeout_s: float = 48 * 3600.0):
         self.num_processes = num_processes
+        # Whether this process's claims on the run were taken over (`confirm`: read them now).
+        self.claim_lost: Callable[[bool], bool] = lambda confirm=False: False
         self.group = None
         if num_processes > 1:
             self.group = dist.new_group(backend="gloo", timeout=timedelta(seconds=wait_timeout_s))
 
-    def check(self, stop: bool = False) -> bool:
-        """Meet the other processes; raise PeerFailed if any of them reported a failure.
-        Returns whether any process asked to stop (a preemption signal), so that all of them
-        checkpoint at the same step."""
+    def check(self, stop: bool = False, confirm_claim: bool = False) -> bool:
+        """Meet the other processes; raise PeerFailed if any of them reported a failure, and
+        ClaimLost (on every process) if the run's claim was taken over (`confirm_claim`: as
+        the claim file says now, before anything is saved or recorded). Returns whether any
+        process asked to stop (a preemption signal), so that all of them checkpoint at the same
+        step."""
+        lost = self.claim_lost(confirm_claim)
         if self.group is None:
+            if lost:
+                raise ClaimLost()
             return stop
-        failed, stopping = self._exchange(False, stop)
+        failed, stopping, lost = self._exchange(False, stop, lost)
         if failed:
             raise PeerFailed(self._reasons(None))
+        if lost:
+            raise ClaimLost()
         return stopping
 
     def report(self, exc: BaseException) -> str:
         """This process failed: tell the others (at their next check) and return every reason."""
         if self.group is None:
             return describe(exc)
-        self._exchange(True, False)
+        self._exchange(True, False, False)
         return self._reasons(describe(exc))
 
     def outcome(self, exc: BaseException) -> RunFailed:
@@ -79,10 +95,10 @@ class Agreement:
         dist.gather_object(obj, gathered, dst=0, group=self.group)
         return gathered
 
-    def _exchange(self, failed: bool, stop: bool) -> tuple[bool, bool]:
-        flags = torch.tensor([int(failed), int(stop)], dtype=torch.int32)
+    def _exchange(self, failed: bool, stop: bool, lost: bool) -> tuple[bool, bool, bool]:
+        flags = torch.tensor([int(failed), int(stop), int(lost)], dtype=torch.int32)
         dist.all_reduce(flags, op=dist.ReduceOp.MAX, group=self.group)
-        return bool(flags[0]), bool(flags[1])
+        return bool(flags[0]), bool(flags[1]), bool(flags[2])
 
     def _reasons(self, mine: str | None) -> str:
         reasons: list[str | None] = [None] * self.num_processes

@@ -86,7 +86,7 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
     stats = TrainStats()
     if not method.trains or cfg["pretrain"]["epochs"] <= 0:
         return stats
-    check = agreement.check if agreement is not None else (lambda stop=False: stop)
+    check = agreement.check if agreement is not None else (lambda stop=False, confirm_claim=False: stop)
     pre = cfg["pretrain"]
     loader = make_loader(method, data, cfg, accelerator, seed)
     shuffle_gen = loader.generator  # shuffles each epoch: its state at an epoch's start is saved
@@ -222,8 +222,9 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
             log_scalar(f"train/{k}", v, epoch + 1)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         last_epoch = epoch + 1 == pre["epochs"]
-        # Due on any process: all of them checkpoint (each sends its own streams to the main one).
-        if checkpointing is not None and not last_epoch and check(checkpointing.due()):
+        # Due on any process: all of them checkpoint (each sends its own streams to the main one);
+        # a claim taken over meanwhile (read now) stops every process here, before it writes.
+        if checkpointing is not None and not last_epoch and check(checkpointing.due(), confirm_claim=True):
             checkpointing.save(shared_state_at(epoch + 1, 0),
                                own_state_at(shuffle_gen.get_state(), torch.zeros(()), {}))
     stats.seconds = elapsed + time.perf_counter() - start

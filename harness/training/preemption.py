@@ -24,6 +24,16 @@ class Preempted(KeyboardInterrupt):
         self.signum = signum
 
 
+class ClaimLost(KeyboardInterrupt):
+    """Another invocation took this run's claim over (it looked dead to it: stopped or cut off
+    from the store) and runs it now: this one stops at its next check without a checkpoint or
+    a saved encoder, recorded INTERRUPTED (a KeyboardInterrupt, as Sacred records it), and the
+    grid goes on with its next run."""
+
+    def __init__(self):
+        super().__init__("this run's claim was taken over by another invocation, which runs it now")
+
+
 def _handle(signum, frame):
     _received.append(signum)
 
