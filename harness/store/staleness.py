@@ -106,3 +106,30 @@ def set_aside(path: Path, why: str) -> Path | None:
         return None
     tqdm.write(f"{path}: {why}; set aside as {aside.name}, starting fresh")
     return aside
+
+
+
+def _data_of(record) -> dict | None:
+    """The data fingerprint a run record holds for its own dataset (None: unknown)."""
+    return ((record.config.get("fingerprints") or {}).get("data") or {}).get(record.config.get("dataset"))
+
+
+def newest_data(records: list) -> tuple[list, list[tuple]]:
+    """Completed run records split into (kept, left out): per dataset label only the runs made on
+    the data of its newest run (by run id) that records one; the others, as (record, newest,
+    reasons), are listed by the leaderboard instead of averaged with them. Runs that record no
+    data fingerprint are kept (unknown)."""
+    newest = {}
+    for r in sorted(records, key=lambda r: int(r.run_id) if r.run_id.isdigit() else -1):
+        if _data_of(r):
+            newest[r.key[0]] = r
+    kept, left_out = [], []
+    for r in records:
+        ref = newest.get(r.key[0])
+        dataset = r.config.get("dataset")
+        reasons = data_changes({dataset: _data_of(r)}, {dataset: _data_of(ref)}) if ref is not None else []
+        if reasons:
+            left_out.append((r, ref, reasons))
+        else:
+            kept.append(r)
+    return kept, left_out
