@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
+import harness
 from harness.cli import main
 from harness.config import load_config
-from harness.plan.fingerprints import code_hash
 from harness.plan.grid import expand_grid
 from harness.run.build import build_method
 from harness.store.checkpoints import checkpoint_dir, write_checkpoint
-from harness.store.encoders import encoder_path, save_encoder
-from harness.store.staleness import pretraining_fingerprints
+from harness.store.encoders import encoder_path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(harness.__file__).resolve().parents[1]  # the checkout under test, copied and edited
 # Two methods that share byol.py, two seeds, one epoch on 64 images, kNN only.
 GRID = ["--config", "configs/smoke.yaml", "--protocols", "knn", "--methods", "byol,byol-ccsl", "--seeds", "2",
         "--set", "data.train_subsample=64", "--set", "pretrain.batch_size=32", "--results-dir", "results"]
@@ -70,6 +69,7 @@ def checkout(stored, tmp_path) -> Path:
 
 
 def test_comments_docstrings_and_formatting_do_not_count(tmp_path):
+    from harness.plan.fingerprints import code_hash
     a, b, c = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
     a.write_text('"""Doc."""\nX = {"m": 0.0}\n\n\ndef f(x):\n    """Doc."""\n    return x + X["m"]\n')
     b.write_text('"""Other doc."""\n# a comment\nX = {\n    "m": 0.0,\n}\ndef f(x):  # why\n    return (x + X["m"])\n')
@@ -133,40 +133,64 @@ def test_a_shared_code_change_is_noted_and_rerun_outdated_reruns_it(checkout):
     assert [k for k, line in lines.items() if line.startswith("pretrain")] == [("byol-ccsl", 0), ("byol-ccsl", 1)]
 
 
-def test_checkpoints_and_encoders_of_other_code_or_shapes_are_set_aside_and_the_run_starts_fresh(tmp_path, capsys):
-    results = tmp_path / "results"
+def tiny_store(results: Path) -> tuple[list[str], dict]:
+    """The CLI arguments of a one-run grid (byol, seed 0) and that run's config as the grid plans it."""
     args = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--seeds", "1", "--protocols", "knn",
             "--set", "data.train_subsample=64", "--set", "pretrain.batch_size=32", "--results-dir", str(results)]
-    (spec,) = expand_grid(load_config(ROOT / "configs/smoke.yaml", ["benchmark.methods=[byol]", "benchmark.seeds=1",
-                                                                    "benchmark.protocols=[knn]",
-                                                                    "data.train_subsample=64",
-                                                                    "pretrain.batch_size=32"]), results / "runs")
-    rc = spec.config
-    ours = pretraining_fingerprints(rc["fingerprints"], "digits")
-    other_code = {**ours, "shared_code": [[f, "0" * 16] for f, _ in ours["shared_code"]]}
-    narrower = build_method({**rc, "backbone": {**rc["backbone"], "width": 4}}, 1, 10, "multiclass")
+    cfg = load_config(ROOT / "configs/smoke.yaml", ["benchmark.methods=[byol]", "benchmark.seeds=1",
+                                                    "benchmark.protocols=[knn]", "data.train_subsample=64",
+                                                    "pretrain.batch_size=32"])
+    (spec,) = expand_grid(cfg, results / "runs")
+    return args, spec.config
+
+
+# What a checkpoint or encoder of other pretraining code records (harness/plan/fingerprints.py).
+OTHER_CODE = {"method_code": [["methods/byol.py", "0" * 16]], "shared_code": [["harness/losses/byol.py", "0" * 16]]}
+
+
+def test_checkpoints_of_other_code_or_that_do_not_fit_are_set_aside_and_the_run_starts_fresh(tmp_path, capsys):
+    results = tmp_path / "results"
+    args, rc = tiny_store(results)
     this = build_method(rc, 1, 10, "multiclass")
+    narrower = build_method({**rc, "backbone": {**rc["backbone"], "width": 4}}, 1, 10, "multiclass")
     folder = checkpoint_dir(results, rc["pretrain_hash"])
     # An older checkpoint of other pretraining code, a newer one saved before fingerprints
     # whose tensors do not fit (the small CNN's width changed): neither is resumed.
-    write_checkpoint(folder, {"networks": this.network_states(), "step": 3, "fingerprints": other_code})
-    write_checkpoint(folder, {"networks": narrower.network_states(), "step": 5})
-    # A saved encoder of other pretraining code: not evaluated.
-    save_encoder(encoder_path(results, rc["pretrain_hash"]), this.encoder, {"img_per_s": 1.0}, rc["pretrain_hash"],
-                 "1", fingerprints=other_code)
+    write_checkpoint(folder, {"networks": this.network_states(), "step": 3, "epoch": 0, "batch": 3,
+                              "fingerprints": OTHER_CODE})
+    write_checkpoint(folder, {"networks": narrower.network_states(), "step": 5, "epoch": 0, "batch": 5})
+
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert "1 completed, 0 failed" in out.out
+    assert "does not fit the model" in out.out + out.err and "made from other pretraining code" in out.out + out.err
+    assert sorted(p.name for p in folder.iterdir()) == ["ckpt-000000003.stale", "ckpt-000000005.stale"]
+    (run,) = (results / "runs").glob("[0-9]*")
+    assert "resumed_from" not in json.loads((run / "info.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    assert config["fingerprints"] == json.loads(json.dumps(rc["fingerprints"]))
+    saved = torch.load(encoder_path(results, rc["pretrain_hash"]), weights_only=True)
+    fp = rc["fingerprints"]
+    assert saved["fingerprints"] == {"method_code": fp["method_code"], "shared_code": fp["shared_code"],
+                                     "data": {"digits": fp["data"]["digits"]}}
+
+
+def test_an_encoder_of_other_pretraining_code_is_set_aside_not_evaluated(tmp_path, capsys):
+    results = tmp_path / "results"
+    args, rc = tiny_store(results)
+    encoder = build_method(rc, 1, 10, "multiclass").encoder
+    path = encoder_path(results, rc["pretrain_hash"])
+    path.parent.mkdir(parents=True)
+    torch.save({"state_dict": encoder.state_dict(), "train_stats": {"img_per_s": 1.0, "seconds": 1.0, "peak_mem_mb": 0.0},
+                "pretrain_hash": rc["pretrain_hash"], "run_id": "1", "curves": [], "fingerprints": OTHER_CODE}, path)
 
     assert main([*args, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^pretrain +digits / byol / seed 0 .*saved encoder from other code or data \(harness/", out, re.M)
-
+    assert re.search(r"^pretrain +digits / byol / seed 0 .*saved encoder from other code or data "
+                     r"\(methods/byol\.py changed", out, re.M), out
     assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "1 completed, 0 failed" in out
-    assert sorted(p.name for p in folder.iterdir()) == ["ckpt-000000003.stale", "ckpt-000000005.stale"]
+    assert "1 completed, 0 failed" in capsys.readouterr().out
     assert (results / "encoders" / f"{rc['pretrain_hash']}.stale").exists()
     (run,) = (results / "runs").glob("[0-9]*")
-    assert "resumed_from" not in json.loads((run / "info.json").read_text())
-    assert "pretrained_by" not in json.loads((run / "info.json").read_text())
-    saved = torch.load(encoder_path(results, rc["pretrain_hash"]), weights_only=True)
-    assert saved["fingerprints"] == ours
-    assert json.loads((run / "config.json").read_text())["fingerprints"] == json.loads(json.dumps(rc["fingerprints"]))
+    info = json.loads((run / "info.json").read_text())
+    assert "pretrained_by" not in info and info["pretrain_steps"] > 0
