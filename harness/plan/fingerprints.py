@@ -106,8 +106,11 @@ class Fingerprints:
     def data(self, dataset: str) -> dict:
         card = DATASETS.get(dataset)
         if card.name not in self._data:
-            self._data[card.name] = {"card": card_fields(card),
-                                     "source": source_fingerprint(card, self.data_root / card.root)}
+            try:
+                source = source_fingerprint(card, self.data_root / card.root)
+            except OSError:  # data partly missing: the run's load reports what exactly
+                source = None
+            self._data[card.name] = {"card": card_fields(card), "source": source}
         return self._data[card.name]
 
     def of_run(self, rc: dict, datasets: list[str]) -> dict:
