@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list methods, datasets, protocols, backbones")
     p.add_argument("--leaderboard", action="store_true", help="only rebuild the leaderboard from results/runs")
     p.add_argument("--dry-run", action="store_true", help="print the grid, run nothing")
+    p.add_argument("--rerun-outdated", action="store_true",
+                   help="also re-run completed runs made with other shared pretraining code (training, losses, "
+                        "models, augmentation); a method's own code or its data changing re-runs them anyway")
     p.add_argument("--status", action="store_true",
                    help="the grid's state from the store alone: done, evaluating, running, interrupted, failed, queued")
     from harness.launch import LAUNCHERS
@@ -83,6 +86,8 @@ def _list_overrides(args) -> list[str]:
         out.append(_seeds_override(args.seeds))
     if args.data_root is not None:
         out.append(f"data.root={args.data_root!r}")
+    if args.rerun_outdated:
+        out.append("run.rerun_outdated=true")
     return out
 
 

@@ -110,6 +110,10 @@ DEFAULTS: dict[str, Any] = {
         # Pretraining checkpoints: at the end of the first epoch after this many minutes
         # (0: every epoch), and at the next step after SIGTERM / SIGUSR2.
         "checkpoint_every_min": 10.0,
+        # --rerun-outdated: also re-run completed runs made with other shared pretraining code
+        # (a method's own code or its data changing re-runs them always; README, "What makes a
+        # stored result stale").
+        "rerun_outdated": False,
     },
     "slurm": {                       # --launcher slurm: each run is one task of a submitit job array.
                                      # Resources only (like `run`, never part of a run's identity).

@@ -10,9 +10,11 @@ from harness.errors import UserError
 from harness.evaluation import PROTOCOLS
 from harness.evaluation.transfer import check_transfer_kinds, parse_pair
 from harness.method import METHODS
+from harness.plan.fingerprints import Fingerprints
 from harness.plan.run_config import run_config
-from harness.store.encoders import encoder_path
-from harness.store.records import load_runs
+from harness.store.encoders import encoder_fingerprints, encoder_path
+from harness.store.records import RunRecord, load_runs
+from harness.store.staleness import not_reusable, outdated, pretraining_fingerprints, unknown
 
 
 @dataclass
@@ -24,6 +26,7 @@ class RunSpec:
     done: bool = False
     action: str = "pretrain"  # skip (completed) | evaluate (encoder saved) | pretrain
     note: str = ""            # e.g. "interrupted run 7 (no heartbeat for 300 s)"
+    rerun_outdated: bool = False  # run.rerun_outdated: a shared-code change also makes it out of date
 
     @property
     def label(self) -> str:
@@ -47,26 +50,68 @@ def resolve_selection(cfg: dict) -> tuple[list[str], list[str], list[int], list[
     return methods, datasets, seeds, protocols
 
 
+def done_in_store(records: list[RunRecord], rc: dict, rerun_outdated: bool = False) -> tuple[bool, str]:
+    """(done, why): whether the newest completed run of `rc`'s run hash among `records` still
+    applies to today's code and data (harness/store/staleness.py), and a note for --dry-run:
+    what made it out of date, or what it does not record. The grid and the grid runner's
+    re-check before a run both decide with this."""
+    newest = None
+    for r in records:  # oldest first
+        if r.status == "COMPLETED" and r.config.get("run_hash") == rc["run_hash"]:
+            newest = r
+    if newest is None:
+        return False, ""
+    stored = newest.config.get("fingerprints")
+    reasons = outdated(stored, rc["fingerprints"], shared_code=rerun_outdated)
+    if reasons:
+        return False, f"{'; '.join(reasons)} since run {newest.run_id}"
+    missing = unknown(stored)
+    if missing:
+        return True, f"run {newest.run_id}: {' and '.join(missing)} unknown (stored before fingerprints)"
+    shared = outdated(stored, rc["fingerprints"], shared_code=True)
+    if shared:
+        return True, f"{'; '.join(shared)} since run {newest.run_id}: --rerun-outdated re-runs it"
+    return True, ""
+
+
+def encoder_applies(results_dir: Path, rc: dict) -> tuple[bool, str]:
+    """(usable, note): whether the saved encoder of `rc`'s pretraining identity was made from
+    today's pretraining code and data (one saved before fingerprints is reused)."""
+    path = encoder_path(results_dir, rc["pretrain_hash"])
+    if not path.exists():
+        return False, ""
+    reasons = not_reusable(encoder_fingerprints(path), pretraining_fingerprints(rc["fingerprints"], rc["dataset"]))
+    if reasons:
+        return False, f"saved encoder from other code or data ({'; '.join(reasons)}): set aside when the run starts"
+    return True, ""
+
+
 def expand_grid(cfg: dict, runs_dir: Path) -> list[RunSpec]:
     """Every run of the grid, each with what it will do given the store under `runs_dir`:
-    skip (completed), evaluate (its encoder is saved under ../encoders) or pretrain."""
+    skip (completed with today's code and data), evaluate (its encoder is saved under
+    ../encoders, from today's pretraining code and data) or pretrain."""
     methods, datasets, seeds, protocols = resolve_selection(cfg)
     records = load_runs(runs_dir, stale_after_s=cfg["run"]["stale_after_s"])
-    done = {r.config.get("run_hash") for r in records if r.status == "COMPLETED"}
     interrupted = {r.config.get("run_hash"): r for r in records if r.status == "INTERRUPTED"}
     results_dir = Path(runs_dir).parent
+    rerun_outdated = cfg["run"]["rerun_outdated"]
+    fingerprints = Fingerprints(cfg["data"]["root"])  # one per plan: each dataset's files once
     specs = []
     for dataset in datasets:
         for method in methods:
             for seed in seeds:
-                rc = run_config(cfg, dataset, method, seed, protocols)
-                spec = RunSpec(dataset, method, seed, rc, rc["run_hash"] in done)
+                rc = run_config(cfg, dataset, method, seed, protocols, fingerprints)
+                done, why = done_in_store(records, rc, rerun_outdated)
+                spec = RunSpec(dataset, method, seed, rc, done, note=why, rerun_outdated=rerun_outdated)
                 if spec.done:
                     spec.action = "skip"
-                elif encoder_path(results_dir, rc["pretrain_hash"]).exists():
-                    spec.action = "evaluate"
+                else:
+                    usable, about_encoder = encoder_applies(results_dir, rc)
+                    spec.action = "evaluate" if usable else "pretrain"
+                    spec.note = "; ".join(n for n in (why, about_encoder) if n)
                 if not spec.done and rc["run_hash"] in interrupted:
-                    spec.note = f"re-runs interrupted run {interrupted[rc['run_hash']].run_id}"
+                    spec.note = "; ".join(n for n in (spec.note, f"re-runs interrupted run "
+                                                      f"{interrupted[rc['run_hash']].run_id}") if n)
                 specs.append(spec)
     if not specs:
         raise UserError("the grid is empty: select at least one dataset, method and seed")

@@ -2,9 +2,10 @@
 
 `run_config` keeps only the sections the method uses, lets the method adjust them, and adds
 `run_hash` (the run: pretraining and evaluation), `pretrain_hash` (what changes the learned
-encoder: the run config without `protocols` and `eval`) and `describe` (what reporting needs,
-so the leaderboard reads the store alone). `method_config` is the method's part alone, which
-the timing tools build without a dataset.
+encoder: the run config without `protocols` and `eval`), `describe` (what reporting needs,
+so the leaderboard reads the store alone) and `fingerprints` (the code and data it is made
+from, compared rather than hashed: harness/plan/fingerprints.py). `method_config` is the
+method's part alone, which the timing tools build without a dataset.
 """
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ from harness.evaluation.metrics import higher_is_better
 from harness.evaluation.transfer import transfer_targets
 from harness.method import METHODS
 from harness.models.norms import parse_norm
+from harness.plan.fingerprints import Fingerprints
 
 
-def run_config(cfg: dict, dataset: str, method: str, seed: int, protocols: list[str]) -> dict:
+def run_config(cfg: dict, dataset: str, method: str, seed: int, protocols: list[str],
+               fingerprints: Fingerprints | None = None) -> dict:
     """The resolved config of one run: only the sections the method uses, so changing, say,
-    BYOL's head size does not invalidate the random-init runs."""
+    BYOL's head size does not invalidate the random-init runs. `fingerprints`: the plan's (one
+    per grid, so each dataset's files are fingerprinted once); a new one if None."""
     cls = METHODS.get(method)
     card = DATASETS.get(dataset)
     rc = {"dataset": dataset, "method": method, "seed": seed, "protocols": list(protocols),
@@ -36,13 +40,17 @@ def run_config(cfg: dict, dataset: str, method: str, seed: int, protocols: list[
     rc["run_hash"] = config_hash(rc)  # the run: pretraining and evaluation (as before)
     rc["pretrain_hash"] = config_hash(pretraining_part(rc))
     rc["describe"] = describe_run(rc, cls, card)
+    if fingerprints is None:
+        fingerprints = Fingerprints(cfg["data"]["root"])
+    targets = [t["target"] for t in rc["describe"]["transfer"].values()]
+    rc["fingerprints"] = fingerprints.of_run(rc, [dataset, *targets])
     return rc
 
 
 # What evaluation reads but pretraining does not: it changes the run, not the encoder.
 EVALUATION_KEYS = ("protocols", "eval")
 # Keys added to a run config after its run_hash, so never part of any identity.
-DERIVED_KEYS = ("run_hash", "pretrain_hash", "describe")
+DERIVED_KEYS = ("run_hash", "pretrain_hash", "describe", "fingerprints")
 
 
 def pretraining_part(rc: dict) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness.report import stats
 from harness.report.figures import cd_diagram, plot_curves, safe_name, training_curves
+from harness.report.code_notes import code_notes
 from harness.report.cells import (CellKey, CellStats, Ranking, cell_stats, collect_cells, collect_costs,
                                   natural_key, overall_ranking, primary_cells)
 from harness.report.tables import cost_table, fmt_p, ranking_table, results_table
@@ -27,6 +28,7 @@ from harness.report.provenance import KEY_PACKAGES, KEY_SETTINGS, collect_proven
 from harness.store.atomic_io import atomic_write_text
 from harness.store.records import (RunRecord, STALE_AFTER_S, config_differences, latest_completed, load_runs,
                                    one_per_key)
+from harness.store.staleness import newest_data
 
 ALPHA = 0.05
 NOT_COMPLETED = ("FAILED", "INTERRUPTED")
@@ -198,7 +200,7 @@ READING_MORE = "Other metrics and the paired t-test p are in leaderboard.json."
 
 def dataset_lines(datasets: list[str], cells: dict[CellKey, CellStats], primary_of: dict[str, str],
                   curves: dict, order: list[str], roles: dict[str, str], baseline: str,
-                  figures_dir: Path) -> list[str]:
+                  figures_dir: Path, notes: dict[str, list[str]] | None = None) -> list[str]:
     compared = any(c.baseline is not None for c in cells.values())
     reading = READING + (READING_DIFF if compared else READING_NO_BASELINE) + READING_MORE
     lines = ["## Results per dataset", "", reading.format(metric="primary metric", baseline=baseline, alpha=ALPHA), ""]
@@ -208,6 +210,8 @@ def dataset_lines(datasets: list[str], cells: dict[CellKey, CellStats], primary_
         lines += [f"### {dataset} (primary metric: {metric})", ""]
         if own:
             lines += [results_table(own, order, roles, baseline), ""]
+        for note in (notes or {}).get(dataset, []):  # runs of other pretraining code, or unknown
+            lines += [f"*{note}*", ""]
         if dataset in curves:
             name = f"curves-{safe_name(dataset)}.png"
             plot_curves(curves[dataset], dataset, figures_dir / name)
@@ -256,6 +260,22 @@ def superseded_lines(superseded: list[tuple[RunRecord, RunRecord]]) -> list[str]
     return lines + [""]
 
 
+def other_data_lines(left_out: list[tuple[RunRecord, RunRecord, list[str]]]) -> list[str]:
+    """Completed runs made on other data than the newest run of their dataset (a card's split or
+    pixels, or the source files, changed): never averaged with the newer ones."""
+    if not left_out:
+        return []
+    lines = ["## Runs left out (made on other data)", "",
+             f"{len(left_out)} completed run(s) were made on other data than the newest run of their dataset; "
+             "the tables use the runs on the newest data only. Run the same command again to re-run them "
+             "on today's data.", ""]
+    for old, new, reasons in left_out:
+        dataset, method, seed = old.key
+        lines.append(f"- run {old.run_id} ({dataset} / {method} / seed {seed}): {'; '.join(reasons)} "
+                     f"by run {new.run_id}")
+    return lines + [""]
+
+
 def power_lines(cells: list[CellStats], ranking: Ranking | None) -> list[str]:
     lines = ["## Notes on power", ""]
     pairs = sorted({c["n"] for cell in cells for c in cell.comparisons.values() if c["n"] > 0})
@@ -294,7 +314,8 @@ def write_leaderboard(results_dir: Path, baseline: str = "byol", stale_after_s: 
     results_dir = Path(results_dir)
     figures_dir = results_dir / "figures"
     all_records = load_runs(results_dir / "runs", stale_after_s)
-    records, superseded = one_per_key(latest_completed(all_records))
+    current, other_data = newest_data(latest_completed(all_records))
+    records, superseded = one_per_key(current)
     failed = [r for r in all_records if r.status in NOT_COMPLETED]
     running = [r for r in all_records if r.status == "RUNNING"]
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -316,7 +337,8 @@ def write_leaderboard(results_dir: Path, baseline: str = "byol", stale_after_s: 
         lines += ranking_lines(ranking, roles, figures_dir)
         datasets = sorted({r.key[0] for r in records})
         curves = training_curves(records)
-        lines += dataset_lines(datasets, primary, primary_of, curves, order, roles, baseline, figures_dir)
+        notes = {d: code_notes([r for r in records if r.key[0] == d]) for d in datasets}
+        lines += dataset_lines(datasets, primary, primary_of, curves, order, roles, baseline, figures_dir, notes)
         transfer = [primary[k] for k in primary_keys if k.is_transfer]
         if transfer:
             lines += ["## Transfer", "",
@@ -328,6 +350,7 @@ def write_leaderboard(results_dir: Path, baseline: str = "byol", stale_after_s: 
         lines += ["No completed runs yet.", ""]
     lines += running_lines(running)
     lines += failed_lines(failed, {r.config.get("run_hash") for r in records})
+    lines += other_data_lines(other_data)
     lines += superseded_lines(superseded)
     if records:
         lines += power_lines(list(primary.values()), ranking)

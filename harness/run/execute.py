@@ -20,7 +20,8 @@ from harness.models.sync_batchnorm import revert_sync_batchnorm
 from harness.run.build import build_method
 from harness.run.cost import peak_memory
 from harness.store.checkpoints import checkpoint_dir, latest_checkpoint, remove_checkpoints
-from harness.store.encoders import encoder_path, load_encoder, save_encoder
+from harness.store.encoders import encoder_fingerprints, encoder_path, load_encoder, save_encoder
+from harness.store.staleness import not_reusable, pretraining_fingerprints, set_aside, shapes_differ
 from harness.training.agreement import Agreement
 from harness.training.checkpointing import Checkpointing
 from harness.training.loop import train
@@ -54,7 +55,14 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
         info["device"] = str(accelerator.device)
         info["cpu_threads"] = torch.get_num_threads()  # CPU numerics depend on it (harness/launch/local.py)
         path = encoder_path(results_dir, config["pretrain_hash"]) if results_dir is not None else None
-        saved = saved_encoder(path, accelerator) if action == "evaluate" and path is not None else None
+        made_from = pretraining_fingerprints(config["fingerprints"], config["dataset"]) \
+            if "fingerprints" in config else None
+
+        def reject_encoder(payload: dict) -> str:
+            return rejected(payload.get("fingerprints"), made_from, method.encoder.state_dict(), payload["state_dict"])
+
+        saved = saved_encoder(path, accelerator, reject_encoder) \
+            if action == "evaluate" and path is not None else None
         if saved is not None:
             if saved["state_dict"] is not None:  # the main process: the one that evaluates
                 method.encoder.load_state_dict(saved["state_dict"])
@@ -67,9 +75,13 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
             checkpointing = None
             if results_dir is not None:
                 folder = checkpoint_dir(results_dir, config["pretrain_hash"])
+
+                def reject_checkpoint(state: dict) -> str:
+                    return rejected(state.get("fingerprints"), made_from, method.network_states(), state["networks"])
+
                 checkpointing = Checkpointing(folder, checkpoint_every_s, accelerator.is_main_process,
-                                              resume=resume_state(folder, accelerator),
-                                              gather_to_main=agreement.gather_to_main)
+                                              resume=resume_state(folder, accelerator, reject_checkpoint),
+                                              fingerprints=made_from, gather_to_main=agreement.gather_to_main)
                 if checkpointing.resume is not None:
                     info["resumed_from"] = {"step": checkpointing.resume["step"],
                                             "epoch": checkpointing.resume["epoch"],
@@ -87,7 +99,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
             agreement.check(confirm_claim=True)  # every process finished training; the claim is still ours
             if accelerator.is_main_process and path is not None:
                 save_encoder(path, revert_sync_batchnorm(method.encoder), costs, config["pretrain_hash"],
-                             run_id, curves)
+                             run_id, curves, made_from)
                 remove_checkpoints(checkpointing.folder)  # the saved encoder supersedes them
         result: dict[str, float] = {}
         if accelerator.is_main_process:
@@ -111,10 +123,41 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     return result
 
 
-def resume_state(folder: Path, accelerator: Accelerator) -> dict | None:
-    """The newest readable checkpoint of this pretraining identity (the main process picks it,
-    setting unreadable ones aside; every process then reads that same file), or None."""
-    found = latest_checkpoint(folder) if accelerator.is_main_process else None
+def rejected(stored_fingerprints: dict | None, made_from: dict | None, expected_state: dict, stored_state: dict) -> str:
+    """Why a saved encoder or checkpoint may not be used for this run, in words ("" when it may):
+    made from other pretraining code or data, or tensors that do not fit the model."""
+    reasons = not_reusable(stored_fingerprints, made_from) if made_from is not None else []
+    if reasons:
+        return f"made from other pretraining code or data ({'; '.join(reasons)})"
+    misfit = shapes_differ(expected_state, stored_state)
+    if misfit:
+        return f"does not fit the model ({'; '.join(misfit[:3])}{' ...' if len(misfit) > 3 else ''})"
+    return ""
+
+
+def drop_stale_encoder(results_dir: Path, config: dict) -> None:
+    """Set aside the saved encoder of this run's pretraining identity when it was made from other
+    pretraining code or data, before the run waits for or trains it (harness/run/encoder_wait.py
+    would otherwise take it for this run's)."""
+    path = encoder_path(results_dir, config["pretrain_hash"])
+    if "fingerprints" in config and path.exists():
+        reasons = not_reusable(encoder_fingerprints(path),
+                               pretraining_fingerprints(config["fingerprints"], config["dataset"]))
+        if reasons:
+            set_aside(path, f"saved encoder made from other pretraining code or data ({'; '.join(reasons)})")
+
+
+def resume_state(folder: Path, accelerator: Accelerator, reject=lambda state: "") -> dict | None:
+    """The newest readable checkpoint of this pretraining identity that `reject` accepts (the
+    main process picks it, setting unreadable and rejected ones aside; every process then reads
+    that same file), or None."""
+    found = None
+    while accelerator.is_main_process:
+        found = latest_checkpoint(folder)
+        why = reject(found[1]) if found is not None else ""
+        if not why:
+            break
+        set_aside(found[0], f"checkpoint {why}")
     chosen = [str(found[0]) if found else None]
     if accelerator.num_processes > 1:
         broadcast_object_list(chosen)
@@ -125,16 +168,22 @@ def resume_state(folder: Path, accelerator: Accelerator) -> dict | None:
     return torch.load(chosen[0], map_location="cpu", weights_only=True)
 
 
-def saved_encoder(path: Path, accelerator: Accelerator) -> dict | None:
-    """The saved payload if the main process can read it, else None on every process (the run
-    then pretrains: a corrupt or missing file costs time, never a wrong result)."""
+def saved_encoder(path: Path, accelerator: Accelerator, reject=lambda payload: "") -> dict | None:
+    """The saved payload if the main process can read it and `reject` accepts it, else None on
+    every process (the run then pretrains: a corrupt, missing or stale file costs time, never a
+    wrong result). A rejected one is set aside."""
     payload = load_encoder(path) if accelerator.is_main_process else None
+    if accelerator.is_main_process:
+        why = reject(payload) if payload is not None else ""
+        if payload is None:
+            tqdm.write(f"saved encoder {path} unreadable: pretraining instead")
+        elif why:
+            set_aside(path, f"saved encoder {why}")
+            payload = None
     readable = [payload is not None]
     if accelerator.num_processes > 1:
         broadcast_object_list(readable)
     if not readable[0]:
-        if accelerator.is_main_process:
-            tqdm.write(f"saved encoder {path} unreadable: pretraining instead")
         return None
     if accelerator.is_main_process:
         return payload

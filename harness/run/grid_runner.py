@@ -1,9 +1,10 @@
 """Run the grid: every run still to do, one after another, in one process group.
 
-A completed run with the same run hash is skipped; a run held by another invocation (a claim
-in the store) is left to it while that one is seen alive, and taken over once its claim has not
-changed for run.stale_after_s (harness/store/claims.py); a run whose claim is taken over in turn
-stops at its next check, INTERRUPTED; on SIGTERM / SIGUSR2 the run in progress checkpoints and
+A completed run with the same run hash, made from today's code and data, is skipped
+(harness.plan.grid.done_in_store); a run held by another invocation (a claim in the store) is
+left to it while that one is seen alive, and taken over once its claim has not changed for
+run.stale_after_s (harness/store/claims.py); a run whose claim is taken over in turn stops at
+its next check, INTERRUPTED; on SIGTERM / SIGUSR2 the run in progress checkpoints and
 `Preempted` propagates, and the same command resumes it.
 """
 from __future__ import annotations
@@ -20,8 +21,9 @@ from harness.config import CLAIM_HEARTBEAT_S
 from harness.data import LoadedDataset, load_dataset_shared
 from harness.errors import UserError
 from harness.evaluation.transfer import transfer_targets
-from harness.plan.grid import RunSpec
+from harness.plan.grid import RunSpec, done_in_store
 from harness.run.encoder_wait import wait_for_pretraining
+from harness.run.execute import drop_stale_encoder
 from harness.run.sacred_adapter import sacred_run
 from harness.store.claims import try_claim, watch_claim
 from harness.store.records import load_runs
@@ -30,8 +32,9 @@ from harness.training.agreement import Agreement
 from harness.training.preemption import Preempted
 
 
-def completed_in_store(runs_dir: Path, run_hash: str) -> bool:
-    return any(r.status == "COMPLETED" and r.config.get("run_hash") == run_hash for r in load_runs(runs_dir))
+def completed_in_store(runs_dir: Path, spec: RunSpec) -> bool:
+    """Whether another invocation completed the run since the grid was expanded (the grid's rule)."""
+    return done_in_store(load_runs(runs_dir), spec.config, spec.rerun_outdated)[0]
 
 
 def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, data_root: Path,
@@ -87,13 +90,14 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
         # Another invocation on this store may hold the run: the main process asks for the
         # claim, and every process follows its answer.
         claim = take() if accelerator.is_main_process else None
-        if claim is not None and completed_in_store(runs_dir, spec.config["run_hash"]):
+        if claim is not None and completed_in_store(runs_dir, spec):
             claim.release()  # finished by another invocation since this grid was expanded
             claim = None
         # Its encoder may be in training elsewhere (same pretrain_hash, other evaluation): wait
         # for it rather than train it twice (harness/run/encoder_wait.py).
         pretraining, signum = None, None
         if claim is not None and spec.action == "pretrain":
+            drop_stale_encoder(results_dir, spec.config)
             spec.action, pretraining, signum = wait_for_pretraining(results_dir, spec.config["pretrain_hash"],
                                                                     stale_after_s, heartbeat_s=heartbeat_s)
         decided = [claim is not None, spec.action, signum]

@@ -6,6 +6,8 @@
         curves            its logged scalars, [name, value, step] (metrics.json of the run)
         pretrain_hash     the identity it was saved under
         run_id            the Sacred run that pretrained it
+        fingerprints      the pretraining code and data it was made from (harness/store/staleness.py;
+                          absent in encoders saved before: "unknown", still reused)
 
 Written atomically (temporary file in the same folder, fsync, rename: a reader never sees a
 half-written file, which also holds on NFS) and read with `torch.load(weights_only=True)`, which
@@ -30,13 +32,15 @@ def encoder_path(results_dir: Path, pretrain_hash: str) -> Path:
 
 
 def save_encoder(path: Path, encoder: nn.Module, train_stats: dict, pretrain_hash: str, run_id: str,
-                 curves: list | None = None) -> None:
+                 curves: list | None = None, fingerprints: dict | None = None) -> None:
     """Write the encoder atomically; an existing file of the same identity is replaced whole.
     `curves`: the pretraining's logged scalars [name, value, step], replayed by evaluation-only
     runs so that every completed run carries its training curves."""
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     payload = {"state_dict": state, "train_stats": {k: float(v) for k, v in train_stats.items()},
                "pretrain_hash": pretrain_hash, "run_id": str(run_id), "curves": list(curves or [])}
+    if fingerprints is not None:
+        payload["fingerprints"] = fingerprints
     atomic_torch_save(path, payload)
 
 
@@ -49,3 +53,13 @@ def load_encoder(path: Path) -> dict | None:
     if not isinstance(payload, dict) or "state_dict" not in payload:
         return None
     return payload
+
+
+def encoder_fingerprints(path: Path) -> dict | None:
+    """The fingerprints a saved encoder recorded, None when it records none or cannot be read;
+    memory-mapped, so a plan reads the small header, not the weights."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, RuntimeError, EOFError, ValueError):
+        return None
+    return payload.get("fingerprints") if isinstance(payload, dict) else None

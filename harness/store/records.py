@@ -154,7 +154,7 @@ def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two configs (identities and descriptions left out)."""
     out = []
     for key in sorted(set(a) | set(b)):
-        if not prefix and key in ("run_hash", "pretrain_hash", "describe"):
+        if not prefix and key in ("run_hash", "pretrain_hash", "describe", "fingerprints"):
             continue
         va, vb = a.get(key), b.get(key)
         if isinstance(va, dict) and isinstance(vb, dict):

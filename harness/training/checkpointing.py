@@ -22,7 +22,8 @@ from harness.store.checkpoints import write_checkpoint
 @dataclass
 class Checkpointing:
     """Where and how often a run checkpoints, and the state it resumes from (harness.store.checkpoints).
-    `curves` is the run's list of logged [name, value, step], saved with each checkpoint.
+    `curves` is the run's list of logged [name, value, step], saved with each checkpoint, and
+    `fingerprints` the pretraining code and data it is made from (harness/store/staleness.py).
     `gather_to_main` collects every process's own state on the main process
     (harness.training.agreement.Agreement.gather_to_main; one process: itself)."""
     folder: Path
@@ -30,6 +31,7 @@ class Checkpointing:
     is_main: bool                      # only the main process writes
     resume: dict | None = None
     curves: list = field(default_factory=list)
+    fingerprints: dict | None = None
     last: float = field(default_factory=time.monotonic)
     gather_to_main: Callable[[object], list | None] = lambda own: [own]
 
@@ -46,9 +48,10 @@ class Checkpointing:
         per_process = self.gather_to_main(on_cpu(own))
         if not self.is_main:
             return ""
+        extra = {"fingerprints": self.fingerprints} if self.fingerprints is not None else {}
         try:
             return str(write_checkpoint(self.folder, {**shared, "processes": per_process,
-                                                      "curves": list(self.curves)}))
+                                                      "curves": list(self.curves), **extra}))
         except DiskFullError as exc:
             tqdm.write(f"warning: checkpoint not saved ({exc}); training goes on without it")
             return ""
