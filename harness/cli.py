@@ -178,7 +178,8 @@ def run(argv: list[str] | None = None) -> int:
 
 def print_status(specs, runs_dir: Path, stale_after_s: float) -> None:
     """One line per run of the grid, from the store: the newest record of its identity decides
-    (done, running with its heartbeat's age, interrupted, failed), else queued."""
+    (done, running with its heartbeat's age, interrupted, failed, outdated: completed from other
+    code or data), else queued."""
     from datetime import datetime, timezone
     from harness.store.encoders import encoder_path
     from harness.store.records import _read_json, last_sign_of_life, load_runs
@@ -199,11 +200,14 @@ def print_status(specs, runs_dir: Path, stale_after_s: float) -> None:
             # Its encoder is saved once pretraining ends: from then on it is evaluating.
             doing = "evaluating" if encoder_path(runs_dir.parent, spec.config["pretrain_hash"]).exists() else "running"
             state = f"{doing} (run {record.run_id}, heartbeat {age:.0f} s ago)"
+        elif record.status == "COMPLETED":  # completed, but from other code or data: it runs again
+            state = f"outdated (run {record.run_id}: {spec.note or 'out of date'})"
         else:
             state = f"{record.status.lower()} (run {record.run_id}{': ' + record.fail_reason if record.fail_reason else ''})"
         states.append(state.split(" ")[0])
         print(f"{state.split(' (')[0]:<12} {spec.label}  {state[len(state.split(' (')[0]):].strip()}")
-    counts = {k: states.count(k) for k in ("done", "evaluating", "running", "interrupted", "failed", "queued")}
+    counts = {k: states.count(k) for k in ("done", "evaluating", "running", "interrupted", "failed", "outdated",
+                                           "queued")}
     print(", ".join(f"{v} {k}" for k, v in counts.items()))
 
 

@@ -94,6 +94,9 @@ def test_a_method_edit_reruns_that_methods_runs_and_no_others(checkout):
         assert after[("byol", seed)].startswith("skip")
         assert after[("byol-ccsl", seed)].startswith("pretrain")  # its old encoder is not evaluated either
         assert re.search(r"methods/byol_ccsl\.py changed since run \d", after[("byol-ccsl", seed)])
+    status = bench(checkout, "--status")
+    assert re.search(r"outdated +digits / byol-ccsl / seed 0 .*methods/byol_ccsl\.py changed", status), status
+    assert "2 done" in status and "2 outdated" in status
     assert "2 completed, 0 failed, 2 skipped" in bench(checkout)
 
 
