@@ -13,7 +13,7 @@ from harness.method import METHODS
 from harness.plan.fingerprints import Fingerprints
 from harness.plan.run_config import run_config
 from harness.store.encoders import encoder_fingerprints, encoder_path
-from harness.store.records import RunRecord, load_runs
+from harness.store.records import RunRecord, latest_completed, load_runs
 from harness.store.staleness import not_reusable, outdated, pretraining_fingerprints, unknown
 
 
@@ -50,15 +50,16 @@ def resolve_selection(cfg: dict) -> tuple[list[str], list[str], list[int], list[
     return methods, datasets, seeds, protocols
 
 
-def done_in_store(records: list[RunRecord], rc: dict, rerun_outdated: bool = False) -> tuple[bool, str]:
-    """(done, why): whether the newest completed run of `rc`'s run hash among `records` still
-    applies to today's code and data (harness/store/staleness.py), and a note for --dry-run:
-    what made it out of date, or what it does not record. The grid and the grid runner's
-    re-check before a run both decide with this."""
-    newest = None
-    for r in records:  # oldest first
-        if r.status == "COMPLETED" and r.config.get("run_hash") == rc["run_hash"]:
-            newest = r
+def newest_completed(records: list[RunRecord]) -> dict[str, RunRecord]:
+    """run hash -> its newest completed record (one pass over the store)."""
+    return {r.config.get("run_hash"): r for r in latest_completed(records)}
+
+
+def done_in_store(newest: RunRecord | None, rc: dict, rerun_outdated: bool = False) -> tuple[bool, str]:
+    """(done, why): whether `newest`, the newest completed run of `rc`'s run hash (None: there is
+    none), still applies to today's code and data (harness/store/staleness.py), and a note for
+    --dry-run: what made it out of date, or what it does not record. The grid and the grid
+    runner's re-check before a run both decide with this."""
     if newest is None:
         return False, ""
     stored = newest.config.get("fingerprints")
@@ -92,6 +93,7 @@ def expand_grid(cfg: dict, runs_dir: Path) -> list[RunSpec]:
     ../encoders, from today's pretraining code and data) or pretrain."""
     methods, datasets, seeds, protocols = resolve_selection(cfg)
     records = load_runs(runs_dir, stale_after_s=cfg["run"]["stale_after_s"])
+    completed = newest_completed(records)
     interrupted = {r.config.get("run_hash"): r for r in records if r.status == "INTERRUPTED"}
     results_dir = Path(runs_dir).parent
     rerun_outdated = cfg["run"]["rerun_outdated"]
@@ -101,7 +103,7 @@ def expand_grid(cfg: dict, runs_dir: Path) -> list[RunSpec]:
         for method in methods:
             for seed in seeds:
                 rc = run_config(cfg, dataset, method, seed, protocols, fingerprints)
-                done, why = done_in_store(records, rc, rerun_outdated)
+                done, why = done_in_store(completed.get(rc["run_hash"]), rc, rerun_outdated)
                 spec = RunSpec(dataset, method, seed, rc, done, note=why, rerun_outdated=rerun_outdated)
                 if spec.done:
                     spec.action = "skip"

@@ -21,7 +21,7 @@ from harness.config import CLAIM_HEARTBEAT_S
 from harness.data import LoadedDataset, load_dataset_shared
 from harness.errors import UserError
 from harness.evaluation.transfer import transfer_targets
-from harness.plan.grid import RunSpec, done_in_store
+from harness.plan.grid import RunSpec, done_in_store, newest_completed
 from harness.run.encoder_wait import wait_for_pretraining
 from harness.run.execute import drop_stale_encoder
 from harness.run.sacred_adapter import sacred_run
@@ -34,7 +34,8 @@ from harness.training.preemption import Preempted
 
 def completed_in_store(runs_dir: Path, spec: RunSpec) -> bool:
     """Whether another invocation completed the run since the grid was expanded (the grid's rule)."""
-    return done_in_store(load_runs(runs_dir), spec.config, spec.rerun_outdated)[0]
+    newest = newest_completed(load_runs(runs_dir)).get(spec.config["run_hash"])
+    return done_in_store(newest, spec.config, spec.rerun_outdated)[0]
 
 
 def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, data_root: Path,
