@@ -2,7 +2,7 @@
 """Benchmark BYOL variants: `python run_bench.py --help`. Thin entry point; see harness/cli.py."""
 import sys
 
-from harness.cli import main
+from byol_bench.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

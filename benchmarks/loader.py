@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.data.card import DatasetCard
-from harness.data.load import load_from_card
-from harness.data.images import decode_images, default_workers
+from byol_bench.data.card import DatasetCard
+from byol_bench.data.load import load_from_card
+from byol_bench.data.images import decode_images, default_workers
 
 CLASSES = 10
 

@@ -8,7 +8,7 @@ STL10 card splits it (4,500 train, 500 val, 8,000 test, 100,000 unlabeled images
 uint8, random), into a temporary folder (deleted afterwards unless --keep). Then launches
 --nproc processes with torchrun (gloo, CPU); each opens the dataset the way the runner does
 (`load_dataset_shared`), touches every page of every split (a sum in chunks), then iterates
---batches batches of the pretraining loader (`harness.training.loop.make_loader`, BYOL, batch 256
+--batches batches of the pretraining loader (`byol_bench.training.loop.make_loader`, BYOL, batch 256
 over all processes, so every process draws from all 104,500 train + unlabeled images). Each
 process reports, from /proc/self/smaps_rollup and /proc/self/smaps, after the imports, after
 loading, after touching and after the loader: Rss, Pss, Shared_Clean, Private_Clean,
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.card import DatasetCard
-from harness.errors import UserError
+from byol_bench.data.card import DatasetCard
+from byol_bench.errors import UserError
 
 SIDE, CHANNELS, CLASSES = 96, 3, 10
 FIELDS = ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Anonymous")
@@ -50,7 +50,7 @@ def synthetic_card() -> DatasetCard:
 def write_synthetic_cache(tmp: Path, sizes: dict[str, int], chunk: int = 2048) -> tuple[Path, Path, Path]:
     """The cache folder a first run would have built, written in chunks (the writer never holds
     a split in memory). Returns (data_root, cache_dir, cache folder)."""
-    from harness.data.cache import CACHE_VERSION, cache_folder, source_fingerprint
+    from byol_bench.data.cache import CACHE_VERSION, cache_folder, source_fingerprint
 
     card = synthetic_card()
     data_root, cache_dir = tmp / "data", tmp / "cache"
@@ -110,14 +110,14 @@ def worker(tmp: Path, mode: str, batches: int) -> None:
     from accelerate import Accelerator
 
     from benchmarks.step import build_method
-    from harness.config import load_config
-    from harness.data.cache import cache_folder
-    from harness.data.load import load_from_card
-    from harness.data.shared import load_dataset_shared
-    from harness.training.augment import ViewDataset
-    from harness.training.loader import make_loader, monitoring_labels
+    from byol_bench.config import load_config
+    from byol_bench.data.cache import cache_folder
+    from byol_bench.data.load import load_from_card
+    from byol_bench.data.shared import load_dataset_shared
+    from byol_bench.training.augment import ViewDataset
+    from byol_bench.training.loader import make_loader, monitoring_labels
 
-    from harness.data import LOADERS
+    from byol_bench.data import LOADERS
 
     torch.set_num_threads(1)
     LOADERS.names()  # the format modules import on first lookup: before the "imported" snapshot

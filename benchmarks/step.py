@@ -3,7 +3,7 @@
     python -m benchmarks.step --methods byol,byol-tracin,byol-nn,byol-ccsl,byol-cssl \\
         --backbone resnet18 --image-size 32 --batch-size 256 --steps 10 [--device cuda]
 
-A step is `harness.training.loop.train_step`, the training loop's own: forward, loss, backward,
+A step is `byol_bench.training.loop.train_step`, the training loop's own: forward, loss, backward,
 optimizer, the method's post-step hook (BYOL's EMA). Each method is built as a run builds it
 (registry, resolved options, `configure`, the config's heads, optimizer and precision), with its
 extra-term warm-up OFF so the full cost is measured, and fed the same synthetic views and
@@ -29,14 +29,14 @@ from dataclasses import dataclass
 import torch
 from accelerate import Accelerator
 
-from harness.config import load_config
-from harness.errors import UserError
-from harness.method import METHODS, Method, StepContext
-from harness.plan.run_config import method_config
-from harness.run.build import build_method as build_run_method
-from harness.training.optim import build_optimizer
-from harness.run.cost import PeakMemory
-from harness.training.loop import train_step
+from byol_bench.config import load_config
+from byol_bench.errors import UserError
+from byol_bench.method import METHODS, Method, StepContext
+from byol_bench.plan.run_config import method_config
+from byol_bench.run.build import build_method as build_run_method
+from byol_bench.training.optim import build_optimizer
+from byol_bench.run.cost import PeakMemory
+from byol_bench.training.loop import train_step
 
 NUM_CLASSES = 10
 UNLABELED_FRACTION = 0.1
@@ -56,8 +56,8 @@ class Bench:
 
 def build_method(name: str, cfg: dict, channels: int, options: dict | None = None,
                  num_classes: int = NUM_CLASSES) -> Method:
-    """A method as a run builds it (harness.plan.run_config.method_config, then
-    harness.run.build.build_method), with `options` over the config's method_options."""
+    """A method as a run builds it (byol_bench.plan.run_config.method_config, then
+    byol_bench.run.build.build_method), with `options` over the config's method_options."""
     return build_run_method(method_config(cfg, name, options=options), channels, num_classes, "multiclass")
 
 

@@ -1,0 +1,1 @@
+"""byol-bench: a benchmark harness for BYOL variants (README.md). Imported as `byol_bench`."""

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import UserError
+from byol_bench.errors import UserError
 
 EXAMPLES = """examples:
   python run_bench.py                                   # embedded default benchmark (digits)
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "models, augmentation); a method's own code or its data changing re-runs them anyway")
     p.add_argument("--status", action="store_true",
                    help="the grid's state from the store alone: done, evaluating, running, interrupted, failed, queued")
-    from harness.launch import LAUNCHERS
+    from byol_bench.launch import LAUNCHERS
     p.add_argument("--launcher", choices=LAUNCHERS, default="inline",
                    help="inline: this process (default); local: --workers N processes on this machine; "
                         "slurm: a submitit job array, resources from the config's slurm section")
@@ -92,10 +92,10 @@ def _list_overrides(args) -> list[str]:
 
 
 def print_listing() -> None:
-    from harness.data import DATASETS, LOADERS
-    from harness.evaluation import PROTOCOLS
-    from harness.method import METHODS
-    from harness.models.backbones import BACKBONES
+    from byol_bench.data import DATASETS, LOADERS
+    from byol_bench.evaluation import PROTOCOLS
+    from byol_bench.method import METHODS
+    from byol_bench.models.backbones import BACKBONES
 
     for title, reg in (("methods", METHODS), ("datasets", DATASETS), ("protocols", PROTOCOLS),
                        ("backbones", BACKBONES), ("dataset formats", LOADERS)):
@@ -110,17 +110,17 @@ def print_listing() -> None:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from harness.launch import check_flags
+    from byol_bench.launch import check_flags
     check_flags(args)
     if args.list:
         print_listing()
         return 0
-    from harness.config import load_config
-    from harness.report.leaderboard import write_leaderboard
+    from byol_bench.config import load_config
+    from byol_bench.report.leaderboard import write_leaderboard
 
     results_dir = Path(args.results_dir)
     cfg = load_config(args.config, [*_list_overrides(args), *args.set])
-    from harness.store.writable import require_writable
+    from byol_bench.store.writable import require_writable
     if args.leaderboard:
         require_writable(results_dir)
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
@@ -128,7 +128,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
         return 0
 
-    from harness.plan.grid import expand_grid
+    from byol_bench.plan.grid import expand_grid
     specs = expand_grid(cfg, results_dir / "runs")
     if args.status:
         print_status(specs, results_dir / "runs", cfg["run"]["stale_after_s"])
@@ -146,15 +146,15 @@ def run(argv: list[str] | None = None) -> int:
 
     require_writable(results_dir)  # before any download, run or launch writes there
     if args.download:
-        from harness.data.download import download_dataset
+        from byol_bench.data.download import download_dataset
         for name in dict.fromkeys(s.dataset for s in specs if not s.done):
             download_dataset(name, Path(cfg["data"]["root"]))
     if args.launcher != "inline":
-        from harness.launch import launch
+        from byol_bench.launch import launch
         return launch(args, cfg, specs, results_dir)
 
     from accelerate import Accelerator, DataLoaderConfiguration
-    from harness.run.grid_runner import run_grid
+    from byol_bench.run.grid_runner import run_grid
 
     # non_blocking: host-to-device batch copies overlap compute (the loader pins memory on CUDA).
     accelerator = Accelerator(mixed_precision=cfg["pretrain"]["mixed_precision"],
@@ -181,8 +181,8 @@ def print_status(specs, runs_dir: Path, stale_after_s: float) -> None:
     (done, running with its heartbeat's age, interrupted, failed, outdated: completed from other
     code or data), else queued."""
     from datetime import datetime, timezone
-    from harness.store.encoders import encoder_path
-    from harness.store.records import _read_json, last_sign_of_life, load_runs
+    from byol_bench.store.encoders import encoder_path
+    from byol_bench.store.records import _read_json, last_sign_of_life, load_runs
 
     newest = {}
     for record in load_runs(runs_dir, stale_after_s):
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        from harness.training.preemption import Preempted
+        from byol_bench.training.preemption import Preempted
         if isinstance(exc, Preempted):  # checkpointed: the same command resumes
             print(f"interrupted: {exc}; run the same command to resume", file=sys.stderr)
             return 128 + exc.signum

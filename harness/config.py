@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from harness.errors import UserError
+from byol_bench.errors import UserError
 
 CLAIM_HEARTBEAT_S = 10.0
 """Default period of a run claim's heartbeat (`run.heartbeat_s`; harness/store/claims.py)."""
@@ -44,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
                                      # unlabeled | train (never val or test)
         "train_subsample": 0,        # >0: the labelled train split cut to this many images,
                                      # stratified, drawn with the card's split seed (ours)
+        "cards_dirs": [],            # more folders of dataset cards (*.yaml), read after the shipped
+                                     # cards and the plugins' (not part of a run's identity)
     },
     "backbone": {
         "name": "small-cnn",
@@ -114,6 +116,14 @@ DEFAULTS: dict[str, Any] = {
         # (a method's own code or its data changing re-runs them always; README, "What makes a
         # stored result stale").
         "rerun_outdated": False,
+        # Modules imported before anything is looked up (--plugins): each registers methods,
+        # formats, protocols or backbones on import. Installed plugins' entry points need no entry.
+        "plugins": [],
+        # Watching a run (README, "Watch a run"): Accelerate's tracker (tensorboard | wandb |
+        # mlflow | aim | none), written under <results-dir>/<tracker>/<run id>-<run hash>/.
+        "log_with": "tensorboard",
+        "log_every_steps": 50,       # loss, method terms, LR, tau, grad norm, img/s: one host sync each
+        "monitor_knn_every": 0,      # >0: kNN accuracy on val every this many epochs (never test)
     },
     "slurm": {                       # --launcher slurm: each run is one task of a submitit job array.
                                      # Resources only (like `run`, never part of a run's identity).
@@ -169,11 +179,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "backbone.stem": ("", "imagenet", "small", "small-maxpool"),
     "pretrain.lr_schedule": ("warmup_cosine", "step"),
     "byol.tau_schedule": ("cosine", "constant"),
+    "run.log_with": ("tensorboard", "wandb", "mlflow", "aim", "none"),
 }
 # Numeric keys and the values that mean something, in interval notation (`[` `]` closed,
 # `(` `)` open): checked with the type, so `--set pretrain.batch_size=0` fails up front instead
 # of training with something else. A list key's every element is checked (PAIRS: two, one per view).
-# The slurm section is checked by its launcher (harness.launch.slurm), all problems in one line.
+# The slurm section is checked by its launcher (byol_bench.launch.slurm), all problems in one line.
 BOUNDS: dict[str, str] = {
     "data.image_size": "[0, inf)", "data.num_workers": "[0, inf)", "data.train_subsample": "[0, inf)",
     "backbone.dropout": "[0, 1)", "backbone.gn_groups": "[1, inf)", "backbone.width": "[1, inf)",
@@ -188,6 +199,7 @@ BOUNDS: dict[str, str] = {
     "augment.hue": "[0, 0.5]", "augment.grayscale_p": "[0, 1]", "augment.blur_p": "[0, 1]",
     "augment.blur_sigma": "(0, inf)", "augment.solarize_p": "[0, 1]",
     "run.wait_timeout_h": "(0, inf)", "run.checkpoint_every_min": "[0, inf)",
+    "run.log_every_steps": "[1, inf)", "run.monitor_knn_every": "[0, inf)",
     "eval.batch_size": "[1, inf)", "eval.linear.weight_decays": "[0, inf)", "eval.linear.max_iter": "[1, inf)",
     "eval.knn.k": "[1, inf)", "eval.knn.temperature": "(0, inf)", "eval.semi.fractions": "(0, 100]",
     "eval.finetune.epochs": "[1, inf)", "eval.finetune.lr": "[0, inf)", "eval.finetune.batch_size": "[1, inf)",
@@ -204,7 +216,7 @@ _INTERVAL = re.compile(r"([\[(])(\S+), (\S+)([\])])")
 # Keys whose value may take more than the default's type.
 _EXTRA_TYPES: dict[str, tuple[type, ...]] = {"benchmark.seeds": (int, list)}
 # Keys that say where things are or how fast they go, not what is computed: not in the run hash.
-NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir", "pretrain.channels_last")
+NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir", "data.cards_dirs", "pretrain.channels_last")
 # Keys added after runs were first stored: at their default (the behaviour before they existed)
 # they stay out of the run hash, so existing stores keep their identities and are not re-run.
 ADDED_KEYS = ("data.pretrain_splits", "data.train_subsample", "backbone.stem",

@@ -13,11 +13,11 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from harness.errors import UserError
-from harness.registry import Registry, import_submodules
+from byol_bench.errors import UserError
+from byol_bench.registry import Registry, import_submodules
 
 # Filled on first lookup by importing every module of the `methods` package.
-METHODS = Registry("method", discover=lambda: import_submodules("methods"))
+METHODS = Registry("method", discover=lambda: import_submodules("byol_bench.methods"))
 
 
 @dataclass
@@ -30,7 +30,7 @@ class StepContext:
     rank: int = 0
     world_size: int = 1
     # Cross-process tools; under DDP each first meets the other processes at a check
-    # (harness.training.agreement), so a failure elsewhere raises here instead of hanging.
+    # (byol_bench.training.agreement), so a failure elsewhere raises here instead of hanging.
     gather: Callable[[torch.Tensor], torch.Tensor] = lambda t: t      # all_gather, concatenated
     reduce_sum: Callable[[torch.Tensor], torch.Tensor] = lambda t: t  # all_reduce(SUM)
     labels: torch.Tensor | None = None  # only for monitoring in SSL methods, never for training

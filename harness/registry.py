@@ -13,7 +13,7 @@ import importlib
 import pkgutil
 from typing import Any, Callable, Iterable
 
-from harness.errors import UserError
+from byol_bench.errors import UserError
 
 
 class UnknownNameError(UserError):

@@ -1,17 +1,17 @@
 """`CrossSimilarityBYOL`: BYOL + lam * an in-batch cross-similarity loss (Garg & Jain 2022;
 METHODS.md section 4), the base of `byol-ccsl` (byol_ccsl.py) and `byol-cssl` (byol_cssl.py).
 
-The loss itself is `harness.losses.cross_similarity.cross_similarity_loss`; see byol_ccsl.py for
+The loss itself is `byol_bench.losses.cross_similarity.cross_similarity_loss`; see byol_ccsl.py for
 which parts are the paper's and which are ours.
 """
 from __future__ import annotations
 
 import torch
 
-from harness.errors import UserError
-from harness.losses.cross_similarity import THETA_NEG, THETA_POS, cross_similarity_loss
-from harness.method import StepContext
-from methods.byol import BYOL, ViewOutputs
+from byol_bench.errors import UserError
+from byol_bench.losses.cross_similarity import THETA_NEG, THETA_POS, cross_similarity_loss
+from byol_bench.method import StepContext
+from byol_bench.methods.byol import BYOL, ViewOutputs
 
 
 class CrossSimilarityBYOL(BYOL):

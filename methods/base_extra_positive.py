@@ -2,7 +2,7 @@
 sections 3 and 5), the base of `byol-tracin` (byol_tracin.py) and its `byol-nn` control (byol_nn.py).
 
 Each image i gets a partner j*(i) = argmax_{j != i} S_ij from a subclass's score S; the extra term
-is mean_i [l(p1_i, z'2_j*) + l(p2_i, z'1_j*)] (`harness.losses.extra_positive`). Ours (the paper
+is mean_i [l(p1_i, z'2_j*) + l(p2_i, z'1_j*)] (`byol_bench.losses.extra_positive`). Ours (the paper
 does not give them): `lam` (1.0), L = L_byol + lam * L_extra; `warmup_frac` (0.1), the extra term
 off for the first 10% of the steps; scores in float32 under no_grad with autocast off; under DDP
 the columns are the global batch (one all_gather); tied scores go to a uniformly random partner
@@ -17,10 +17,10 @@ import abc
 import torch
 from torch import Tensor
 
-from harness.errors import UserError
-from harness.method import StepContext
-from harness.losses.extra_positive import extra_positive_loss, select_partners, tie_break_order
-from methods.byol import BYOL, ViewOutputs
+from byol_bench.errors import UserError
+from byol_bench.method import StepContext
+from byol_bench.losses.extra_positive import extra_positive_loss, select_partners, tie_break_order
+from byol_bench.methods.byol import BYOL, ViewOutputs
 
 
 class ExtraPositiveBYOL(BYOL, metaclass=abc.ABCMeta):

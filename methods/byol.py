@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from harness.losses.ema import ema_tau, update_ema
-from harness.losses.byol import symmetric_byol_loss
-from harness.method import METHODS, Method, StepContext
-from harness.models.heads import MLPHead
+from byol_bench.losses.ema import ema_tau, update_ema
+from byol_bench.losses.byol import symmetric_byol_loss
+from byol_bench.method import METHODS, Method, StepContext
+from byol_bench.models.heads import MLPHead
 
 
 class OnlineNetwork(nn.Module):

@@ -4,7 +4,7 @@
 The paper's: an in-batch loss on top of BYOL that finds semantically similar pairs and pulls
 them together, with the thresholds theta+ = 0.8 and theta- = 0.2 of the authors' scripts.
 Ours: every formula (the paper's are unpublished and its code was never released), as
-`harness.losses.cross_similarity.cross_similarity_loss` defines them: pseudo-labels from the target
+`byol_bench.losses.cross_similarity.cross_similarity_loss` defines them: pseudo-labels from the target
 cosines S_ij = cos(z'1_i, z'2_j) (i != j; y = 1 if S >= theta+, 0 if S <= theta-, else ignored),
 online cross-similarities C_ij = cos(p1_i, z'2_j) and the other view pair, summed;
 CCSL = mean_{y=1} (1 - C) + mean_{y=0} max(0, C - margin); CSSL = BCE(sigmoid(C / t + b), y);
@@ -15,8 +15,8 @@ positive and negative.
 """
 from __future__ import annotations
 
-from harness.method import METHODS
-from methods.base_cross_similarity import CrossSimilarityBYOL
+from byol_bench.method import METHODS
+from byol_bench.methods.base_cross_similarity import CrossSimilarityBYOL
 
 
 @METHODS.register("byol-ccsl", description="BYOL + CCSL, cross-cosine loss on in-batch pairs labelled by "

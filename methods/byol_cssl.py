@@ -3,8 +3,8 @@ cross-entropy on sigmoid(C_ij / t + b) against the target pseudo-labels. Thresho
 are the authors'; the formula, t = 0.1, b = 0 and lam = 1.0 are ours (see methods/byol_ccsl.py)."""
 from __future__ import annotations
 
-from harness.method import METHODS
-from methods.base_cross_similarity import CrossSimilarityBYOL
+from byol_bench.method import METHODS
+from byol_bench.methods.base_cross_similarity import CrossSimilarityBYOL
 
 
 @METHODS.register("byol-cssl", description="BYOL + CSSL, cross-sigmoid BCE on in-batch pairs labelled by "

@@ -8,9 +8,9 @@ of TracIn's two-view sum.
 """
 from __future__ import annotations
 
-from harness.method import METHODS
-from harness.losses.extra_positive import nearest_neighbour_scores
-from methods.base_extra_positive import ExtraPositiveBYOL
+from byol_bench.method import METHODS
+from byol_bench.losses.extra_positive import nearest_neighbour_scores
+from byol_bench.methods.base_extra_positive import ExtraPositiveBYOL
 
 
 @METHODS.register("byol-nn", description="control (ours): BYOL + an extra positive per image, the "

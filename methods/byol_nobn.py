@@ -20,10 +20,10 @@ the paper does not say what it did. Everything else is the BYOL base unchanged.
 """
 from __future__ import annotations
 
-from harness.errors import UserError
-from harness.method import METHODS
-from harness.models.norms import NORM_KINDS
-from methods.byol import BYOL
+from byol_bench.errors import UserError
+from byol_bench.method import METHODS
+from byol_bench.models.norms import NORM_KINDS
+from byol_bench.methods.byol import BYOL
 
 
 class BYOLNoBN(BYOL):

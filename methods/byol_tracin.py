@@ -10,7 +10,7 @@ Ours (the paper does not give them; each is an option or stated here):
 - the layer: the predictor's last Linear, where the batch-wise score is exact (nothing mixes
   samples after it): T_ij = sum_{u,v} (a_ui . a_vj + 1)(g_ui . g_vj), a = its input activations
   (`ViewOutputs.pred_hidden`), g = the closed-form dl/dp (`byol_loss_grad_wrt_p`), no extra
-  backward pass and no per-sample gradient tensor (`harness.losses.extra_positive.pairwise_tracin`);
+  backward pass and no per-sample gradient tensor (`byol_bench.losses.extra_positive.pairwise_tracin`);
 - `lam` (1.0): weight of the extra term, L = L_byol + lam * L_extra;
 - `warmup_frac` (0.1): the extra term is off for the first 10% of the training steps;
 - `normalize` (False): cosine of the gradients instead of raw TracIn (raw is the paper's name);
@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from harness.losses.byol import byol_loss_grad_wrt_p
-from harness.losses.extra_positive import pairwise_tracin
-from harness.method import METHODS
-from methods.base_extra_positive import ExtraPositiveBYOL
-from methods.byol import ViewOutputs
+from byol_bench.losses.byol import byol_loss_grad_wrt_p
+from byol_bench.losses.extra_positive import pairwise_tracin
+from byol_bench.method import METHODS
+from byol_bench.methods.base_extra_positive import ExtraPositiveBYOL
+from byol_bench.methods.byol import ViewOutputs
 
 
 @METHODS.register("byol-tracin", description="BYOL + an extra positive per image chosen by TracIn "

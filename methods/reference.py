@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.method import METHODS, Method
+from byol_bench.method import METHODS, Method
 
 
 @METHODS.register("random-init", description="reference: the untrained encoder under the same evaluation")

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from harness.training import augment as A
-from harness.config import DEFAULTS
+from byol_bench.training import augment as A
+from byol_bench.config import DEFAULTS
 
 
 def imgs(n=5, c=3, s=12, seed=0):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fixtures_data as fx
-from harness.cli import main
+from byol_bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--seeds", "1",
@@ -51,7 +51,7 @@ def test_tiny_benchmark_run_on_a_user_card(tmp_path, kind):
     (an image folder, or a Hugging Face save_to_disk folder), registered as datasets/ would."""
     import dataclasses
 
-    from harness.data import DATASETS
+    from byol_bench.data import DATASETS
 
     data_root = tmp_path / "data"
     name = f"my-{kind}"

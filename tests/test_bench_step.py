@@ -1,11 +1,11 @@
 """benchmarks.step: one JSON line per method with the contract's fields, built like a run,
-extra-term warm-up off, timed through harness.training.loop.train_step."""
+extra-term warm-up off, timed through byol_bench.training.loop.train_step."""
 import json
 
 import pytest
 
 import benchmarks.step as bench_step
-from harness.config import load_config
+from byol_bench.config import load_config
 
 
 def test_bench_step_prints_one_json_line_per_method(capsys, monkeypatch):

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.losses.byol import byol_loss_grad_wrt_p, byol_pair_loss, symmetric_byol_loss
-from harness.losses.ema import cosine_ema_schedule, update_ema
+from byol_bench.losses.byol import byol_loss_grad_wrt_p, byol_pair_loss, symmetric_byol_loss
+from byol_bench.losses.ema import cosine_ema_schedule, update_ema
 
 
 def t(rows):

@@ -4,10 +4,10 @@ import copy
 import pytest
 import torch
 
-from harness.losses.ema import cosine_ema_schedule
-from harness.config import DEFAULTS
-from harness.method import METHODS, StepContext
-from harness.models.backbones import build_backbone
+from byol_bench.losses.ema import cosine_ema_schedule
+from byol_bench.config import DEFAULTS
+from byol_bench.method import METHODS, StepContext
+from byol_bench.models.backbones import build_backbone
 
 
 def small_byol(tau_base=0.9):

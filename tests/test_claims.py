@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from bounded import deadline
-from harness.cli import main
-from harness.store import claims
-from harness.store.atomic_io import atomic_torch_save, atomic_write_text
+from byol_bench.cli import main
+from byol_bench.store import claims
+from byol_bench.store.atomic_io import atomic_torch_save, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = Path(claims.__file__).resolve().parents[2]  # the checkout under test: subprocesses run it too
-CLI = "import sys\nfrom harness.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+CLI = "import sys\nfrom byol_bench.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--seeds", "1",
         "--set", "backbone.width=4", "--set", "byol.proj_hidden=16", "--set", "byol.pred_hidden=16",
         "--set", "byol.proj_dim=8", "--set", "run.checkpoint_every_min=0"]
@@ -143,7 +143,7 @@ def test_a_failed_heartbeat_write_is_retried(tmp_path):
     script = """
 import json, resource, signal, sys, time
 from pathlib import Path
-from harness.store import claims
+from byol_bench.store import claims
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 results = Path(sys.argv[1])
 claim = claims.try_claim(results, "abc", 0.6, heartbeat_s=0.05)
@@ -199,7 +199,7 @@ def test_store_files_are_readable_by_the_group_under_its_umask(tmp_path):
 def test_a_checkpoint_that_cannot_be_read_is_kept_and_the_run_fails_in_one_line(tmp_path):
     """An OSError is not bad content: the checkpoint is kept (never renamed .corrupt) and the
     attempt fails, naming it; the next command resumes from it."""
-    from harness.store.checkpoints import latest_checkpoint
+    from byol_bench.store.checkpoints import latest_checkpoint
 
     folder = tmp_path / "checkpoints" / "h"
     (folder / "ckpt-000000010.pt").mkdir(parents=True)  # read() fails: IsADirectoryError, an OSError

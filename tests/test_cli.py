@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
-from harness.method import METHODS
+from byol_bench.cli import main
+from byol_bench.method import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--set", "backbone.width=4",
@@ -124,8 +124,8 @@ def test_transfer_pair_sharing_an_image_source_exits_2_with_one_line(tmp_path, c
 
 def test_medical_paper_config_has_no_leaking_transfer_pair(capsys):
     """The shipped config resolves (its pairs pass the source check) and no longer holds isic->dermamnist."""
-    from harness.config import load_config
-    from harness.plan.grid import resolve_selection
+    from byol_bench.config import load_config
+    from byol_bench.plan.grid import resolve_selection
     cfg = load_config(ROOT / "configs/medical-paper.yaml")
     assert cfg["eval"]["transfer"]["pairs"] == ["chestxray14->pneumonia"]
     resolve_selection(cfg)

@@ -1,7 +1,7 @@
 import pytest
 
-from harness.config import DEFAULTS, config_hash, load_config, merge, parse_set, seed_list
-from harness.errors import UserError
+from byol_bench.config import DEFAULTS, config_hash, load_config, merge, parse_set, seed_list
+from byol_bench.errors import UserError
 
 
 def test_defaults_load_and_set_overrides_are_typed():

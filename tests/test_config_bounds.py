@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.config import DEFAULTS, load_config
-from harness.errors import UserError
+from byol_bench.cli import main
+from byol_bench.config import DEFAULTS, load_config
+from byol_bench.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def test_meaningless_values_are_refused_with_the_range(item: str, message: str):
 
 def test_every_numeric_key_has_bounds():
     """The table covers the schema: a new numeric key without a range fails here."""
-    from harness.config import BOUNDS
+    from byol_bench.config import BOUNDS
     # seeds: their own rule; stale_after_s and heartbeat_s: against each other; slurm: by its launcher
     exempt = {"benchmark.seeds", "run.stale_after_s", "run.heartbeat_s"} | {f"slurm.{k}" for k in DEFAULTS["slurm"]}
 

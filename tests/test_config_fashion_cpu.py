@@ -3,9 +3,9 @@ difference significant, a stated subsample."""
 import math
 from pathlib import Path
 
-from harness.config import load_config
-from harness.plan.grid import expand_grid
-from harness.method import METHODS
+from byol_bench.config import load_config
+from byol_bench.plan.grid import expand_grid
+from byol_bench.method import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness.data.cache as cache_mod
+import byol_bench.data.cache as cache_mod
 from fixtures_data import make_isic, make_medmnist, write_corrupt
-from harness.data import load_dataset
-from harness.data.catalog import get_card
-from harness.data.load import load_from_card
-from harness.data.images import CorruptImageWarning
-from harness.errors import UserError
+from byol_bench.data import load_dataset
+from byol_bench.data.catalog import get_card
+from byol_bench.data.load import load_from_card
+from byol_bench.data.images import CorruptImageWarning
+from byol_bench.errors import UserError
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.data.card import DatasetCard
-from harness.data.catalog import get_card
-from harness.data.download import download_card
-from harness.data.load import load_from_card
-from harness.errors import UserError
+from byol_bench.data.card import DatasetCard
+from byol_bench.data.catalog import get_card
+from byol_bench.data.download import download_card
+from byol_bench.data.load import load_from_card
+from byol_bench.errors import UserError
 
 CARD = "name: evil\nloader: imagefolder\nsplits: {train: 0.6, val: 0.2, test: 0.2}\n"
 ENTRY = "{url: %s, md5: 00000000000000000000000000000000%s}"
@@ -76,7 +76,7 @@ def test_a_card_built_in_code_cannot_download_outside_the_data_root(tmp_path: Pa
 
 
 def test_tar_members_leaving_the_destination_are_refused_by_name(tmp_path: Path):
-    from harness.data.download import extract
+    from byol_bench.data.download import extract
     archive = tmp_path / "evil.tar"
     with tarfile.open(archive, "w") as t:
         info = tarfile.TarInfo("../escaped.txt")
@@ -109,5 +109,5 @@ def test_loader_path_options_stay_inside_the_dataset(tmp_path: Path, loader: str
 
 def test_the_debian_fallback_stays_allowed():
     """fashion-mnist's fallback to Debian's package folder is under the fixed system folder."""
-    from harness.data.formats.idx import idx_options
+    from byol_bench.data.formats.idx import idx_options
     assert idx_options(get_card("fashion-mnist"))["fallback_dirs"] == ["/usr/share/datasets/fashion-mnist"]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import harness
-from harness.data.card import DatasetCard
-from harness.errors import UserError
+import byol_bench
+from byol_bench.data.card import DatasetCard
+from byol_bench.errors import UserError
 
-ROOT = Path(harness.__file__).resolve().parents[1]  # the checkout under test, for the subprocess
+ROOT = Path(byol_bench.__file__).resolve().parents[1]  # the checkout under test, for the subprocess
 GOOD = ("name: x\nloader: imagefolder\nchannels: 1\nmean: [0.5]\nstd: [0.5]\n"
         "splits: {train: 0.6, val: 0.2, test: 0.2}\n")
 
@@ -64,10 +64,10 @@ def test_a_bad_card_leaves_every_other_command_working(tmp_path: Path):
     script = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from harness.data import register_cards, DATASETS
+        from byol_bench.data import register_cards, DATASETS
         DATASETS.names()              # the shipped cards first
         register_cards(Path({str(cards)!r}))
-        from harness.cli import main
+        from byol_bench.cli import main
         args = ["--config", {str(ROOT / "configs/smoke.yaml")!r}, "--results-dir", {str(tmp_path / "r")!r}]
         sys.exit(main(sys.argv[1:] + args))
     """)

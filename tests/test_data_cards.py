@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.data.catalog import CARDS_DIR, DATASETS, LOADERS, REPO_ROOT, get_card
-from harness.data.card import DatasetCard
-from harness.errors import UserError
+from byol_bench.data.catalog import CARDS_DIR, DATASETS, LOADERS, REPO_ROOT, get_card
+from byol_bench.data.card import DatasetCard
+from byol_bench.errors import UserError
 
 EXPECTED = ["chestmnist", "chestxray14", "dermamnist", "digits", "hf-example", "imagefolder-example",
             "isic", "pneumonia", "pneumoniamnist", "stl10"]
@@ -74,7 +74,7 @@ def test_bad_cards_are_user_errors(tmp_path: Path, text: str, problem: str):
 
 
 def test_unknown_loader_option_is_a_user_error(tmp_path: Path):
-    from harness.data.load import load_from_card
+    from byol_bench.data.load import load_from_card
     card = DatasetCard(name="x", loader="imagefolder", root="x", options={"group_patern": "a"})
     (tmp_path / "x").mkdir()
     with pytest.raises(UserError, match="unknown option.*group_patern.*valid options"):

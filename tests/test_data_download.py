@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from fixtures_data import make_isic, make_medmnist, make_stl10
-from harness.data.catalog import get_card
-from harness.data.load import load_from_card
-from harness.data.download import download_card, download_dataset
-from harness.errors import UserError
+from byol_bench.data.catalog import get_card
+from byol_bench.data.load import load_from_card
+from byol_bench.data.download import download_card, download_dataset
+from byol_bench.errors import UserError
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from fixtures_data import make_chestxray14, make_imagefolder, make_isic, make_pneumonia, make_stl10, write_corrupt
-from harness.data import load_dataset
-from harness.data.images import CorruptImageWarning
-from harness.errors import UserError
+from byol_bench.data import load_dataset
+from byol_bench.data.images import CorruptImageWarning
+from byol_bench.errors import UserError
 
 
 @pytest.mark.parametrize("name, expected, source", [
@@ -154,8 +154,8 @@ def test_one_warning_for_corrupt_files_in_several_splits(tmp_path: Path):
 
 def test_bad_group_pattern(tmp_path: Path):
     import dataclasses
-    from harness.data.catalog import get_card
-    from harness.data.load import load_from_card
+    from byol_bench.data.catalog import get_card
+    from byol_bench.data.load import load_from_card
     make_imagefolder(tmp_path / "my_images", per_class=2)
     card = dataclasses.replace(get_card("imagefolder-example"), options={"group_pattern": "person(\\d+"})
     with pytest.raises(UserError, match="group_pattern .* is not a regular expression"):

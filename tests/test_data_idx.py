@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from fixtures_data import make_idx, write_idx
-from harness.data import load_dataset
-from harness.data.catalog import get_card
-from harness.data.formats.idx import IMAGES_MAGIC, LABELS_MAGIC
-from harness.errors import UserError
+from byol_bench.data import load_dataset
+from byol_bench.data.catalog import get_card
+from byol_bench.data.formats.idx import IMAGES_MAGIC, LABELS_MAGIC
+from byol_bench.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from fixtures_data import photo, save, write_corrupt
-from harness.data.images import (CorruptImageWarning, array_to_channels, decode_files, decode_image,
+from byol_bench.data.images import (CorruptImageWarning, array_to_channels, decode_files, decode_image,
                                  resize_array)
 
 

@@ -7,11 +7,11 @@ import pytest
 
 from fixtures_data import (CXR_CLASSES, ISIC_CLASSES, make_chestxray14, make_hf_disk, make_imagefolder, make_isic,
                            make_medmnist, make_pneumonia, make_stl10)
-from harness.data import load_dataset
-from harness.data.card import DatasetCard
-from harness.data.catalog import get_card
-from harness.data.load import load_from_card
-from harness.errors import UserError
+from byol_bench.data import load_dataset
+from byol_bench.data.card import DatasetCard
+from byol_bench.data.catalog import get_card
+from byol_bench.data.load import load_from_card
+from byol_bench.errors import UserError
 
 
 def assert_grouped(data):

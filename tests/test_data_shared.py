@@ -14,17 +14,17 @@ import torch
 from accelerate import Accelerator
 
 from fixtures_data import make_stl10
-from harness.training.augment import Normalize, ViewDataset
+from byol_bench.training.augment import Normalize, ViewDataset
 from benchmarks.step import build_method
-from harness.config import load_config
-from harness.data import ConcatImages, load_dataset, load_dataset_shared
-from harness.data.images import array_to_channels
-from harness.data.views import ChannelsView, as_tensor, with_channels
-from harness.errors import UserError
-from harness.evaluation.context import extract_features
+from byol_bench.config import load_config
+from byol_bench.data import ConcatImages, load_dataset, load_dataset_shared
+from byol_bench.data.images import array_to_channels
+from byol_bench.data.views import ChannelsView, as_tensor, with_channels
+from byol_bench.errors import UserError
+from byol_bench.evaluation.context import extract_features
 
-from harness.models.backbones import build_backbone
-from harness.training.loader import make_loader
+from byol_bench.models.backbones import build_backbone
+from byol_bench.training.loader import make_loader
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,8 +119,8 @@ LAUNCH = textwrap.dedent("""
 
     def worker(tmp):
         import numpy as np
-        from harness.data import load_dataset_shared
-        from harness.errors import UserError
+        from byol_bench.data import load_dataset_shared
+        from byol_bench.errors import UserError
         acc = Accelerator(cpu=True)
         rank, out = acc.process_index, {}
         try:   # missing data: every process gets the same one-line error, none waits forever
@@ -130,7 +130,7 @@ LAUNCH = textwrap.dedent("""
         records = []
         handler = logging.Handler()
         handler.emit = lambda r: records.append(r.getMessage())
-        log = logging.getLogger("harness.data.cache")
+        log = logging.getLogger("byol_bench.data.cache")
         log.addHandler(handler); log.setLevel(logging.INFO)
         data = load_dataset_shared("stl10", Path(tmp) / "data", None, Path(tmp) / "cache", acc)
         out["log"] = records

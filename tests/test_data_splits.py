@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from harness.data.splits import carve_pool, label_strata, stratified_split
+from byol_bench.data.splits import carve_pool, label_strata, stratified_split
 
 
 def _check_partition(parts, n):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
-from harness.store.atomic_io import atomic_torch_save
+from byol_bench.cli import main
+from byol_bench.store.atomic_io import atomic_torch_save
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--seeds", "1",

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from bounded import deadline
-from harness.cli import main
-from harness.run import encoder_wait
+from byol_bench.cli import main
+from byol_bench.run import encoder_wait
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--set", "backbone.width=4",
         "--set", "byol.proj_hidden=16", "--set", "byol.pred_hidden=16", "--set", "byol.proj_dim=8",
         "--set", "pretrain.epochs=20", "--set", "run.checkpoint_every_min=0"]
-CLI = "import sys\nfrom harness.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+CLI = "import sys\nfrom byol_bench.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 def test_a_run_waits_for_the_encoder_another_invocation_is_pretraining(tmp_path, capsys, monkeypatch):

@@ -7,12 +7,12 @@ import torch
 import torch.nn as nn
 from accelerate import Accelerator
 
-from harness.config import DEFAULTS
-from harness.data import DatasetCard, LoadedDataset
-from harness.evaluation import PROTOCOLS, EvalContext
-from harness.evaluation.context import SealedLabels
-from harness.evaluation.finetune_mlp import finetune_mlp, mlp_classifier, parameter_change
-from harness.models.backbones import build_backbone
+from byol_bench.config import DEFAULTS
+from byol_bench.data import DatasetCard, LoadedDataset
+from byol_bench.evaluation import PROTOCOLS, EvalContext
+from byol_bench.evaluation.context import SealedLabels
+from byol_bench.evaluation.finetune_mlp import finetune_mlp, mlp_classifier, parameter_change
+from byol_bench.models.backbones import build_backbone
 
 
 class RecordingLabels(SealedLabels):

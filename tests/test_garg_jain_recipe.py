@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from fixtures_data import make_stl10
-from harness.cli import main
+from byol_bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs/garg-jain-code.yaml"

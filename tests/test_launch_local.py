@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from bounded import deadline
-from harness.cli import main
+from byol_bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--set", "backbone.width=4", "--set", "byol.proj_hidden=16",
@@ -150,8 +150,8 @@ def test_launcher_flags_and_slurm_settings_fail_in_one_line(tmp_path, capsys, ar
 
 
 def test_the_slurm_section_is_not_part_of_a_runs_identity(tmp_path):
-    from harness.config import load_config
-    from harness.plan.grid import expand_grid
+    from byol_bench.config import load_config
+    from byol_bench.plan.grid import expand_grid
     plain = expand_grid(load_config(ROOT / "configs/smoke.yaml"), tmp_path / "runs")
     other = expand_grid(load_config(ROOT / "configs/smoke.yaml", ["slurm.time_min=5", "slurm.gpus_per_run=4",
                                                                   "slurm.partition=gpu"]), tmp_path / "runs")

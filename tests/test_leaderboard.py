@@ -1,5 +1,5 @@
-"""harness.report.leaderboard on a fake Sacred run store with known values: the tables and JSON carry
-exactly harness.report.stats' numbers (seed-paired), the ranking, provenance, failed runs, transfer
+"""byol_bench.report.leaderboard on a fake Sacred run store with known values: the tables and JSON carry
+exactly byol_bench.report.stats' numbers (seed-paired), the ranking, provenance, failed runs, transfer
 and cost tables, figures, strict JSON, and the same output when rebuilt."""
 import json
 import math
@@ -8,10 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from harness.report import stats
-from harness.report.leaderboard import write_leaderboard
-from harness.report.cells import CellKey, choose_primary_metric, compare_by_seed, transfer_target
-from harness.report.tables import pipe_table
+from byol_bench.report import stats
+from byol_bench.report.leaderboard import write_leaderboard
+from byol_bench.report.cells import CellKey, choose_primary_metric, compare_by_seed, transfer_target
+from byol_bench.report.tables import pipe_table
 
 
 def reference_comparisons(table, baseline, alpha=0.05):

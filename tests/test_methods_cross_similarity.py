@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from benchmarks.step import build_method
-from harness.losses.byol import symmetric_byol_loss
-from harness.config import load_config
-from harness.errors import UserError
-from harness.method import StepContext
-from harness.losses.cross_similarity import cross_similarity_loss, pseudo_labels
+from byol_bench.losses.byol import symmetric_byol_loss
+from byol_bench.config import load_config
+from byol_bench.errors import UserError
+from byol_bench.method import StepContext
+from byol_bench.losses.cross_similarity import cross_similarity_loss, pseudo_labels
 
 SMALL = load_config(None, ["backbone.width=8", "byol.proj_hidden=32", "byol.proj_dim=16", "byol.pred_hidden=32"])
 KIND_OPTIONS = {"byol-ccsl": ("ccsl", {"margin": 0.1}), "byol-cssl": ("cssl", {"temperature": 0.2, "bias": 0.3})}

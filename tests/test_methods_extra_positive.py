@@ -9,14 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.step import build_method
-from harness.losses.byol import symmetric_byol_loss
-from harness.config import load_config
-from harness.errors import UserError
-from harness.method import StepContext
-from harness.losses.extra_positive import extra_positive_loss, select_partners
-from harness.training.loader import monitoring_labels
-import methods.base_extra_positive
-from methods.base_extra_positive import partner_label_agreement
+from byol_bench.losses.byol import symmetric_byol_loss
+from byol_bench.config import load_config
+from byol_bench.errors import UserError
+from byol_bench.method import StepContext
+from byol_bench.losses.extra_positive import extra_positive_loss, select_partners
+from byol_bench.training.loader import monitoring_labels
+import byol_bench.methods.base_extra_positive
+from byol_bench.methods.base_extra_positive import partner_label_agreement
 
 SMALL = load_config(None, ["backbone.width=8", "byol.proj_hidden=32", "byol.proj_dim=16", "byol.pred_hidden=24"])
 
@@ -94,7 +94,7 @@ def test_selection_never_picks_self_under_a_ddp_offset(name, monkeypatch):
         chosen.append(partners)
         return extra_positive_loss(p1, p2, z1_cols, z2_cols, partners)
 
-    monkeypatch.setattr(methods.base_extra_positive, "extra_positive_loss", spy)
+    monkeypatch.setattr(byol_bench.methods.base_extra_positive, "extra_positive_loss", spy)
     method, batch = _method(name), 7
     ctx = _ctx(rank=1, world_size=2, gather=_duplicating_gather)
     loss, _ = method.training_step(method.online, _views(batch), ctx)

@@ -5,10 +5,10 @@ import torch
 from torch import nn
 
 from benchmarks.step import build_method
-from harness.config import load_config
-from harness.errors import UserError
-from harness.method import METHODS
-from harness.models.norms import WSConv2d, uses_batch_statistics
+from byol_bench.config import load_config
+from byol_bench.errors import UserError
+from byol_bench.method import METHODS
+from byol_bench.models.norms import WSConv2d, uses_batch_statistics
 
 VARIANTS = {"byol-nobn-none": "none", "byol-nobn-none-ws": "none+ws", "byol-nobn-ln": "ln",
             "byol-nobn-ln-ws": "ln+ws", "byol-nobn-gn": "gn", "byol-nobn-gn-ws": "gn+ws",
@@ -91,7 +91,7 @@ def test_resnet18_gn_ws_features_do_not_depend_on_the_batch_but_bn_does():
 
 def test_nobn_method_trains_a_step():
     torch.manual_seed(0)
-    from harness.method import StepContext
+    from byol_bench.method import StepContext
     method = build_method("byol-nobn-ln-ws", load_config(None, SMALL), channels=3)
     x = [torch.randn(8, 3, 12, 12) for _ in range(2)]
     loss, logs = method.training_step(method.online, x, StepContext(0, 0, 10, 1))

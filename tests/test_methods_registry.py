@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.method import METHODS
+from byol_bench.method import METHODS
 
 REPO = Path(__file__).resolve().parents[1]
 IN_ALL = ["byol", "byol-ccsl", "byol-cssl", "byol-nn", "byol-nobn", "byol-tracin", "random-init", "supervised"]

@@ -1,4 +1,4 @@
-"""harness.evaluation.metrics: golden values by hand, and agreement with scikit-learn as an independent reference."""
+"""byol_bench.evaluation.metrics: golden values by hand, and agreement with scikit-learn as an independent reference."""
 import math
 import warnings
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 
-from harness.evaluation.metrics import (balanced_accuracy, binary_auroc, class_probabilities, compute_metrics,
+from byol_bench.evaluation.metrics import (balanced_accuracy, binary_auroc, class_probabilities, compute_metrics,
                                         label_probabilities, macro_f1, sigmoid, softmax)
 
 

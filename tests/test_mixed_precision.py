@@ -10,12 +10,12 @@ from accelerate import Accelerator
 from accelerate.optimizer import AcceleratedOptimizer
 
 from benchmarks.step import build_method
-from harness.config import load_config
-from harness.method import StepContext
-from harness.models.sync_batchnorm import revert_sync_batchnorm
-from harness.losses.extra_positive import select_partners, tie_break_order
-from harness.losses.cross_similarity import cross_similarity_loss, pseudo_labels
-from harness.training.loop import train_step
+from byol_bench.config import load_config
+from byol_bench.method import StepContext
+from byol_bench.models.sync_batchnorm import revert_sync_batchnorm
+from byol_bench.losses.extra_positive import select_partners, tie_break_order
+from byol_bench.losses.cross_similarity import cross_similarity_loss, pseudo_labels
+from byol_bench.training.loop import train_step
 
 SMALL = load_config(None, ["backbone.width=8", "byol.proj_hidden=32", "byol.proj_dim=16", "byol.pred_hidden=24"])
 BF16 = dict(device_type="cpu", dtype=torch.bfloat16)

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from benchmarks.step import build_method
-from harness.config import load_config
-from harness.errors import UserError
+from byol_bench.config import load_config
+from byol_bench.errors import UserError
 
-from harness.models.backbones import build_backbone
-from harness.models.norms import WSConv2d, ws_gain_for
+from byol_bench.models.backbones import build_backbone
+from byol_bench.models.norms import WSConv2d, ws_gain_for
 
 
 def _features(arch: str, norm: str, autocast: bool, **kwargs) -> torch.Tensor:

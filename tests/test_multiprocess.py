@@ -43,7 +43,7 @@ BENCH = """
     from accelerate import debug_launcher
 
     def bench(results_dir, tiny):
-        from harness.cli import main
+        from byol_bench.cli import main
         code = main(["--config", "configs/smoke.yaml", "--results-dir", results_dir,
                      "--methods", "byol", "--seeds", "1", "--protocols", "linear,knn,semi",
                      "--set", "eval.semi.fractions=[10]", "--set", "eval.finetune.epochs=2", *tiny])
@@ -75,12 +75,12 @@ FAILURES = """
     def grid(results_dir, tiny):
         import torch
         from accelerate import Accelerator, InitProcessGroupKwargs
-        from harness.config import load_config
-        from harness.evaluation import PROTOCOLS
-        from harness.plan.grid import expand_grid
-        from harness.method import METHODS
-        from harness.run.grid_runner import run_grid
-        from methods.byol import BYOL
+        from byol_bench.config import load_config
+        from byol_bench.evaluation import PROTOCOLS
+        from byol_bench.plan.grid import expand_grid
+        from byol_bench.method import METHODS
+        from byol_bench.run.grid_runner import run_grid
+        from byol_bench.methods.byol import BYOL
 
         @METHODS.register("fail-train-rank1", description="test: raises in step 2 on process 1")
         class FailOnRank1(BYOL):
@@ -164,12 +164,12 @@ INVARIANCE = """
     def compare(out_path):
         import torch
         from accelerate import Accelerator
-        from harness.training.agreement import Agreement
+        from byol_bench.training.agreement import Agreement
         from benchmarks.step import build_method
-        from harness.config import load_config
-        from harness.method import StepContext
-        from harness.losses.extra_positive import select_partners, tie_break_order
-        from harness.training.loop import checked
+        from byol_bench.config import load_config
+        from byol_bench.method import StepContext
+        from byol_bench.losses.extra_positive import select_partners, tie_break_order
+        from byol_bench.training.loop import checked
 
         acc = Accelerator(cpu=True)
         rank, world = acc.process_index, acc.num_processes
@@ -256,12 +256,12 @@ SYNC_BN_FINETUNE = """
         import numpy as np
         import torch
         from accelerate import Accelerator
-        from harness.training.agreement import Agreement
+        from byol_bench.training.agreement import Agreement
         from benchmarks.step import build_method
-        from harness.config import load_config
-        from harness.data import load_dataset
-        from harness.evaluation.finetune import finetune
-        from harness.models.sync_batchnorm import revert_sync_batchnorm
+        from byol_bench.config import load_config
+        from byol_bench.data import load_dataset
+        from byol_bench.evaluation.finetune import finetune
+        from byol_bench.models.sync_batchnorm import revert_sync_batchnorm
 
         acc = Accelerator(cpu=True)
         agreement = Agreement(acc.num_processes)

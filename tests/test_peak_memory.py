@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from harness.run.cost import peak_memory
+from byol_bench.run.cost import peak_memory
 
 
 def test_a_transient_allocation_shows_in_the_peak_and_the_sampler_is_reused():

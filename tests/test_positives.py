@@ -4,8 +4,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from harness.losses.byol import byol_loss_grad_wrt_p, byol_pair_loss, symmetric_byol_loss
-from harness.losses.extra_positive import (extra_positive_loss, nearest_neighbour_scores, pairwise_tracin,
+from byol_bench.losses.byol import byol_loss_grad_wrt_p, byol_pair_loss, symmetric_byol_loss
+from byol_bench.losses.extra_positive import (extra_positive_loss, nearest_neighbour_scores, pairwise_tracin,
                                            select_partners)
 
 BATCH_SIZES = [2, 3, 8, 17, 64]

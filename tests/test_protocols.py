@@ -7,16 +7,16 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from harness.config import DEFAULTS
-from harness.data import DatasetCard, LoadedDataset
-from harness.evaluation import PROTOCOLS, EvalContext
-from harness.evaluation.context import SealedLabels
-from harness.evaluation.finetune import stratified_subset
-from harness.evaluation.knn import weighted_knn_scores
-from harness.data.images import array_to_channels
-from harness.evaluation.transfer import parse_pair
-from harness.models.backbones import build_backbone
-from harness.errors import UserError
+from byol_bench.config import DEFAULTS
+from byol_bench.data import DatasetCard, LoadedDataset
+from byol_bench.evaluation import PROTOCOLS, EvalContext
+from byol_bench.evaluation.context import SealedLabels
+from byol_bench.evaluation.finetune import stratified_subset
+from byol_bench.evaluation.knn import weighted_knn_scores
+from byol_bench.data.images import array_to_channels
+from byol_bench.evaluation.transfer import parse_pair
+from byol_bench.models.backbones import build_backbone
+from byol_bench.errors import UserError
 
 
 def test_stratified_subset_is_stratified_deterministic_and_method_independent():
@@ -96,7 +96,7 @@ def tiny_context(task="multiclass", channels=1, seed=0, protocols_cfg=None):
 def test_every_protocol_runs_and_scores_test_once_with_labels_sealed(task):
     ctx = tiny_context(task)
     ctx.cfg["eval"]["transfer"]["pairs"] = ["tiny->tiny"]
-    from harness.data import DATASETS
+    from byol_bench.data import DATASETS
     if "tiny" not in DATASETS:
         DATASETS.add("tiny", ctx.data.card)
     result = {}

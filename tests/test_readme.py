@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from harness.config import DEFAULTS
-from harness.method import METHODS, StepContext
-from harness.models.backbones import build_backbone
+from byol_bench.config import DEFAULTS
+from byol_bench.method import METHODS, StepContext
+from byol_bench.models.backbones import build_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -24,7 +24,7 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_command():
 def test_readme_example_method_registers_and_trains(tmp_path, monkeypatch):
     code = re.search(r"```python\n# methods/byol_mine.py\n(.*?)```", README, re.S).group(1)
     if "byol-mine" not in METHODS:
-        exec(compile(code, "methods/byol_mine.py", "exec"), {"__name__": "methods.byol_mine"})
+        exec(compile(code, "methods/byol_mine.py", "exec"), {"__name__": "byol_bench.methods.byol_mine"})
     cls = METHODS.get("byol-mine")
     cfg = {**DEFAULTS, "byol": {**DEFAULTS["byol"], "proj_hidden": 16, "proj_dim": 8, "pred_hidden": 16}}
     method = cls(build_backbone("small-cnn", in_channels=1, width=4), cfg,

@@ -8,15 +8,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from harness.losses.ema import ema_tau, update_ema
-from harness.config import DEFAULTS, config_hash, load_config
-from harness.data.card import DatasetCard
-from harness.data.dataset import LoadedDataset
-from harness.errors import UserError
-from harness.method import METHODS, StepContext
-from harness.models.backbones import build_backbone
-from harness.training.optim import build_optimizer, lr_schedule, param_groups, step_lr
-from harness.training.loader import make_loader, monitoring_labels
+from byol_bench.losses.ema import ema_tau, update_ema
+from byol_bench.config import DEFAULTS, config_hash, load_config
+from byol_bench.data.card import DatasetCard
+from byol_bench.data.dataset import LoadedDataset
+from byol_bench.errors import UserError
+from byol_bench.method import METHODS, StepContext
+from byol_bench.models.backbones import build_backbone
+from byol_bench.training.optim import build_optimizer, lr_schedule, param_groups, step_lr
+from byol_bench.training.loader import make_loader, monitoring_labels
 
 
 # --- EMA ----------------------------------------------------------------------------------

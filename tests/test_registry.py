@@ -1,7 +1,7 @@
 import pytest
 
-from harness.errors import UserError
-from harness.registry import Registry, UnknownNameError
+from byol_bench.errors import UserError
+from byol_bench.registry import Registry, UnknownNameError
 
 
 def make():

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.cli import main
+from byol_bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--seeds", "1",
         "--set", "backbone.width=4", "--set", "byol.proj_hidden=16", "--set", "byol.pred_hidden=16",
         "--set", "byol.proj_dim=8", "--set", "pretrain.epochs=6", "--set", "run.checkpoint_every_min=0"]
-CLI = "import sys\nfrom harness.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+CLI = "import sys\nfrom byol_bench.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 def completed(results: Path) -> dict:

@@ -17,13 +17,13 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from bounded import deadline
-from harness.config import load_config
-from harness.data import load_dataset
-from harness.plan.grid import expand_grid
-from harness.run.build import build_method
-from harness.training import checkpointing
-from harness.training.checkpointing import Checkpointing
-from harness.training.loop import train
+from byol_bench.config import load_config
+from byol_bench.data import load_dataset
+from byol_bench.plan.grid import expand_grid
+from byol_bench.run.build import build_method
+from byol_bench.training import checkpointing
+from byol_bench.training.checkpointing import Checkpointing
+from byol_bench.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"backbone.width": 4, "byol.proj_hidden": 16, "byol.pred_hidden": 16, "byol.proj_dim": 8}
@@ -126,7 +126,7 @@ def load(path: Path) -> dict:
 
 
 def pretrain(config: dict, data, saving: Checkpointing | None = None) -> dict:
-    """The run's pretraining as harness.run.execute does it; the encoder's state_dict."""
+    """The run's pretraining as byol_bench.run.execute does it; the encoder's state_dict."""
     set_seed(config["seed"])
     method = build_method(config, data.card.channels, data.num_classes, data.card.task)
     accelerator = Accelerator(cpu=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.losses.cross_similarity import ccsl_loss, cross_similarity_loss, cssl_loss, pseudo_labels
+from byol_bench.losses.cross_similarity import ccsl_loss, cross_similarity_loss, cssl_loss, pseudo_labels
 
 
 def softplus(x):

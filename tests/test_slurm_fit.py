@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("submitit")
 
 from bounded import deadline  # noqa: E402
-from harness.cli import main  # noqa: E402
+from byol_bench.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "random-init"]

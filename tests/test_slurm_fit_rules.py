@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.launch.slurm import _stuck
-from harness.launch.slurm_fit import Node, Partition, Request, gpu_count, misfit, never_clears, parse_time_min
+from byol_bench.launch.slurm import _stuck
+from byol_bench.launch.slurm_fit import Node, Partition, Request, gpu_count, misfit, never_clears, parse_time_min
 
 
 @pytest.mark.parametrize("reason", ["PartitionConfig", "PartitionTimeLimit", "BadConstraints", "InvalidQOS",

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import harness
-from harness.cli import main
-from harness.config import load_config
-from harness.plan.grid import expand_grid
-from harness.run.build import build_method
-from harness.store.checkpoints import checkpoint_dir, write_checkpoint
-from harness.store.encoders import encoder_path
+import byol_bench
+from byol_bench.cli import main
+from byol_bench.config import load_config
+from byol_bench.plan.grid import expand_grid
+from byol_bench.run.build import build_method
+from byol_bench.store.checkpoints import checkpoint_dir, write_checkpoint
+from byol_bench.store.encoders import encoder_path
 
-ROOT = Path(harness.__file__).resolve().parents[1]  # the checkout under test, copied and edited
+ROOT = Path(byol_bench.__file__).resolve().parents[1]  # the checkout under test, copied and edited
 # Two methods that share byol.py, two seeds, one epoch on 64 images, kNN only.
 GRID = ["--config", "configs/smoke.yaml", "--protocols", "knn", "--methods", "byol,byol-ccsl", "--seeds", "2",
         "--set", "data.train_subsample=64", "--set", "pretrain.batch_size=32", "--results-dir", "results"]
@@ -55,7 +55,7 @@ def edit(path: Path, old: str, new: str) -> None:
 def stored(tmp_path_factory) -> Path:
     """A copy of the checkout with a completed store of the tiny grid (4 runs)."""
     checkout = tmp_path_factory.mktemp("stored")
-    for name in ("harness", "methods", "datasets", "configs"):
+    for name in ("byol_bench", "harness", "methods", "datasets", "configs"):
         shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "run_bench.py", checkout)
     assert "4 completed" in bench(checkout)
@@ -69,7 +69,7 @@ def checkout(stored, tmp_path) -> Path:
 
 
 def test_comments_docstrings_and_formatting_do_not_count(tmp_path):
-    from harness.plan.fingerprints import code_hash
+    from byol_bench.plan.fingerprints import code_hash
     a, b, c = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
     a.write_text('"""Doc."""\nX = {"m": 0.0}\n\n\ndef f(x):\n    """Doc."""\n    return x + X["m"]\n')
     b.write_text('"""Other doc."""\n# a comment\nX = {\n    "m": 0.0,\n}\ndef f(x):  # why\n    return (x + X["m"])\n')

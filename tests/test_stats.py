@@ -1,4 +1,4 @@
-"""harness.report.stats: worked examples from Demsar 2006 and Holm 1979, brute-force re-implementations,
+"""byol_bench.report.stats: worked examples from Demsar 2006 and Holm 1979, brute-force re-implementations,
 and properties (Holm monotone, p in [0, 1])."""
 import itertools
 import math
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.report.cells import compare_by_seed
-from harness.report.figures import cd_diagram
-from harness.report.stats import (VERDICTS, average_ranks, friedman_from_average_ranks, friedman_iman_davenport, holm,
+from byol_bench.report.cells import compare_by_seed
+from byol_bench.report.figures import cd_diagram
+from byol_bench.report.stats import (VERDICTS, average_ranks, friedman_from_average_ranks, friedman_iman_davenport, holm,
                                   min_attainable_wilcoxon_p, nemenyi_cd, nemenyi_q, nonsignificant_groups,
                                   paired_comparison, summarize)
 

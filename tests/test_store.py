@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.store.encoders import load_encoder
+from byol_bench.cli import main
+from byol_bench.store.encoders import load_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--set", "backbone.width=4",
@@ -70,7 +70,7 @@ def test_changed_evaluation_reuses_the_saved_encoders_and_trains_nothing(tmp_pat
 
 KILLABLE = """
 import sys
-from harness.cli import main
+from byol_bench.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -132,7 +132,9 @@ def test_the_leaderboard_is_rebuilt_from_the_store_alone(tmp_path):
     assert "transfer-pneumonia-linear" in with_all[0] and "balanced_accuracy" in with_all[0]
 
     checkout = tmp_path / "checkout"
-    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(".git", ".venv*", "results", "data", "__pycache__"))
+    at_root = {".git", "results", "data"}  # the checkout's own, not harness/data
+    shutil.copytree(ROOT, checkout, ignore=lambda folder, names: [
+        n for n in names if n == "__pycache__" or n.startswith(".venv") or (folder == str(ROOT) and n in at_root)])
     (checkout / "methods" / "reference.py").unlink()
     (checkout / "datasets" / "pneumonia.yaml").unlink()
     copy_results = tmp_path / "copy-results"

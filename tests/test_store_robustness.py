@@ -6,7 +6,7 @@ import json
 import threading
 from pathlib import Path
 
-from harness.cli import main
+from byol_bench.cli import main
 
 from test_leaderboard import build_store
 
@@ -37,7 +37,7 @@ def test_unreadable_run_folders_are_named_once_and_never_crash(tmp_path, capsys)
     results = tmp_path / "results"
     assert main([*GRID, "--results-dir", str(results)]) == 0
     break_folders(results / "runs")
-    from harness.store import records
+    from byol_bench.store import records
     for extra in (["--leaderboard"], ["--status"], ["--dry-run"], []):
         records._reported.clear()  # each command is its own process in real use
         capsys.readouterr()
@@ -50,7 +50,7 @@ def test_unreadable_run_folders_are_named_once_and_never_crash(tmp_path, capsys)
 
 
 def test_each_unreadable_folder_gets_its_own_line(tmp_path, capsys):
-    from harness.store import records
+    from byol_bench.store import records
     records._reported.clear()
     runs = tmp_path / "runs"
     break_folders(runs)
@@ -64,7 +64,7 @@ def test_each_unreadable_folder_gets_its_own_line(tmp_path, capsys):
 def test_leaderboard_files_are_replaced_atomically(tmp_path):
     """A handle opened on the old files still reads them whole after a rebuild (rename, not an
     in-place rewrite), and a reader polling during rebuilds never sees invalid JSON or a cut PNG."""
-    from harness.report.leaderboard import write_leaderboard
+    from byol_bench.report.leaderboard import write_leaderboard
     root = build_store(tmp_path / "results")
     write_leaderboard(root)
     files = [root / "LEADERBOARD.md", root / "leaderboard.json", *sorted((root / "figures").glob("*.png"))]

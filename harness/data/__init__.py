@@ -6,13 +6,13 @@ resized to the card's image size, with labels. Training and evaluation only ever
 `load_dataset_shared` is that door for a multi-process job (one decode, one memory-mapped copy);
 `download_dataset` fetches, checks and unpacks what a card lists for --download.
 """
-from harness.data.card import DatasetCard
-from harness.data.catalog import DATASETS, LOADERS, get_card, register_cards
-from harness.data.dataset import LoadedDataset
-from harness.data.load import load_dataset, load_from_card
-from harness.data.download import download_dataset
-from harness.data.shared import load_dataset_shared
-from harness.data.views import ConcatImages
+from byol_bench.data.card import DatasetCard
+from byol_bench.data.catalog import DATASETS, LOADERS, get_card, register_cards
+from byol_bench.data.dataset import LoadedDataset
+from byol_bench.data.load import load_dataset, load_from_card
+from byol_bench.data.download import download_dataset
+from byol_bench.data.shared import load_dataset_shared
+from byol_bench.data.views import ConcatImages
 
 __all__ = ["DATASETS", "LOADERS", "ConcatImages", "DatasetCard", "LoadedDataset", "download_dataset",
            "get_card", "load_dataset", "load_dataset_shared", "load_from_card", "register_cards"]

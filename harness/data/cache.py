@@ -32,9 +32,9 @@ from typing import Callable
 
 import numpy as np
 
-from harness.data.card import DatasetCard
-from harness.data.dataset import LoadedDataset
-from harness.data.images import CorruptImageWarning
+from byol_bench.data.card import DatasetCard
+from byol_bench.data.dataset import LoadedDataset
+from byol_bench.data.images import CorruptImageWarning
 
 CACHE_VERSION = 1  # bump when decoding or resizing changes what a cache holds
 log = logging.getLogger(__name__)

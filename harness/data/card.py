@@ -32,15 +32,15 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
-from harness.errors import UserError
+from byol_bench.errors import UserError
 
 SPLIT_NAMES = ("train", "val", "test", "unlabeled")
 OFFICIAL = "official"
 # data.pretrain_splits -> the splits SSL pretraining reads, in order (never val or test).
 PRETRAIN_SPLITS = {"train+unlabeled": ("train", "unlabeled"), "unlabeled": ("unlabeled",), "train": ("train",)}
-# What a download entry may say (harness.data.download reads them).
+# What a download entry may say (byol_bench.data.download reads them).
 DOWNLOAD_ENTRY_KEYS = ("url", "md5", "sha256", "filename", "dest", "unpack", "keep")
-# name -> the card file it was registered from (harness.data.catalog fills it): errors found
+# name -> the card file it was registered from (byol_bench.data.catalog fills it): errors found
 # while loading name the file a user has to edit.
 CARD_FILES: dict[str, str] = {}
 
@@ -156,7 +156,7 @@ class DatasetCard:
     download: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     # Where the images come from (e.g. HAM10000): two cards naming a common source hold the same
-    # images, so a transfer pair between them is refused (harness.evaluation.transfer.parse_pair).
+    # images, so a transfer pair between them is refused (byol_bench.evaluation.transfer.parse_pair).
     sources: tuple[str, ...] = ()
 
     @classmethod

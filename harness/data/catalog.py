@@ -1,6 +1,6 @@
 """The two dataset registries: formats (loaders in harness/data/formats/) and datasets (cards).
 
-Both fill themselves on first lookup: LOADERS imports every module of harness.data.formats
+Both fill themselves on first lookup: LOADERS imports every module of byol_bench.data.formats
 (each registers its loader with `@LOADERS.register`), DATASETS reads every card in datasets/.
 A card that fails validation is unusable, not fatal: it is kept with its one-line reason
 (--list shows it; naming it is that one-line error), and every other card works.
@@ -11,14 +11,14 @@ from pathlib import Path
 
 import yaml
 
-from harness.data.card import CARD_FILES, DatasetCard
-from harness.errors import UserError
-from harness.registry import Registry, import_submodules
+from byol_bench.data.card import CARD_FILES, DatasetCard
+from byol_bench.errors import UserError
+from byol_bench.registry import Registry, import_submodules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CARDS_DIR = REPO_ROOT / "datasets"
 
-LOADERS = Registry("dataset format", discover=lambda: import_submodules("harness.data.formats"))
+LOADERS = Registry("dataset format", discover=lambda: import_submodules("byol_bench.data.formats"))
 
 
 class CardRegistry(Registry):

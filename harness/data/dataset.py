@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.data.card import DatasetCard, PRETRAIN_SPLITS, SPLIT_NAMES
-from harness.data.views import ConcatImages
-from harness.errors import UserError
+from byol_bench.data.card import DatasetCard, PRETRAIN_SPLITS, SPLIT_NAMES
+from byol_bench.data.views import ConcatImages
+from byol_bench.errors import UserError
 
 
 @dataclass
@@ -48,7 +48,7 @@ class LoadedDataset:
         """This dataset with its labelled train split cut to about `n` images (stratified, drawn
         with the card's split seed, so every run and method gets the same subset; val, test and
         unlabeled untouched). `data.train_subsample`, ours: it sizes CPU benchmarks."""
-        from harness.data.splits import carve_pool
+        from byol_bench.data.splits import carve_pool
 
         total = len(self.images["train"])
         if n <= 0 or n >= total:

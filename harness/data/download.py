@@ -24,9 +24,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from harness.data.card import DOWNLOAD_ENTRY_KEYS, DatasetCard, card_file, inside_path_problem
-from harness.data.catalog import get_card
-from harness.errors import UserError
+from byol_bench.data.card import DOWNLOAD_ENTRY_KEYS, DatasetCard, card_file, inside_path_problem
+from byol_bench.data.catalog import get_card
+from byol_bench.errors import UserError
 
 ENTRY_KEYS = set(DOWNLOAD_ENTRY_KEYS)
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")

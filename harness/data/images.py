@@ -131,7 +131,7 @@ def decode_files(dataset: str, paths: Sequence[Path | str], size: int, channels:
 def array_to_channels(x: np.ndarray, channels: int) -> np.ndarray:
     """uint8 (N, C, H, W) with C in {1, 3} to `channels`, by the module's colour rule: the one
     uint8 luma of the harness (decoding, array formats, transfer targets), PIL's "L" exactly. The
-    float grey of the augmentation (harness.training.augment.grayscale) keeps torchvision's
+    float grey of the augmentation (byol_bench.training.augment.grayscale) keeps torchvision's
     weights instead, so the batched backend matches the v2 one."""
     c = x.shape[1]
     if c == channels:

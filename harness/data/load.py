@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.data.cache import cached_load
-from harness.data.card import DatasetCard
-from harness.data.catalog import LOADERS, get_card
-from harness.data.dataset import LoadedDataset
+from byol_bench.data.cache import cached_load
+from byol_bench.data.card import DatasetCard
+from byol_bench.data.catalog import LOADERS, get_card
+from byol_bench.data.dataset import LoadedDataset
 
 
 def load_dataset(name: str, data_root: Path, image_size: int | None = None,
                  cache_dir: Path | None = None, *, mmap: bool = False) -> LoadedDataset:
     """Load a dataset by card name (or alias) at `image_size` (default: the card's).
 
-    With `cache_dir`, the decoded arrays are kept there (see harness.data.cache) and reused
+    With `cache_dir`, the decoded arrays are kept there (see byol_bench.data.cache) and reused
     until the card, the size or the source files change; `mmap` then maps them read-only
     instead of reading them into memory.
     """

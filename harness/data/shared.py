@@ -1,7 +1,7 @@
 """One decoded copy of a dataset per machine, shared by every process of a job.
 
 `load_dataset_shared` is what the runner calls. The main process loads the dataset first,
-building the decoded cache (harness.data.cache) on a first launch, so only one process
+building the decoded cache (byol_bench.data.cache) on a first launch, so only one process
 decodes; the others wait, then every process memory-maps the same cache files read-only. The pages live once in the OS page cache and are shared by all processes
 (and their DataLoader workers); nothing holds a private copy, and the kernel can drop pages
 under memory pressure and read them back. `python -m benchmarks.memory` measures it.
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.data.card import DatasetCard
-from harness.data.dataset import LoadedDataset
-from harness.data.catalog import get_card
-from harness.data.load import load_from_card
-from harness.errors import UserError
+from byol_bench.data.card import DatasetCard
+from byol_bench.data.dataset import LoadedDataset
+from byol_bench.data.catalog import get_card
+from byol_bench.data.load import load_from_card
+from byol_bench.errors import UserError
 
 
 def _agree(failure: BaseException | None) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from harness.data.card import DatasetCard, require
-from harness.errors import UserError
+from byol_bench.data.card import DatasetCard, require
+from byol_bench.errors import UserError
 
 
 def read_csv_rows(card: DatasetCard, path: Path, required: list[str]) -> list[dict[str, str]]:

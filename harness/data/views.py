@@ -1,6 +1,6 @@
 """Views over image arrays that read rows on demand instead of copying whole arrays.
 
-At real sizes the decoded cache is memory-mapped read-only (harness.data.shared): STL10's train +
+At real sizes the decoded cache is memory-mapped read-only (byol_bench.data.shared): STL10's train +
 unlabeled is 2.9 GB, ChestX-ray14 at 224 px 5.6 GB. Anything that would build a full copy per
 run (np.concatenate of two splits, a channel conversion of a whole split) goes through a view
 here: `len`, `.shape`, `.dtype` and `.ndim` as the full array, and indexing (an int, a slice,
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.data.images import array_to_channels
-from harness.errors import UserError
+from byol_bench.data.images import array_to_channels
+from byol_bench.errors import UserError
 
 
 def as_tensor(batch) -> torch.Tensor:

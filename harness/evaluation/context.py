@@ -11,13 +11,13 @@ import torch
 import torch.nn as nn
 from accelerate import Accelerator
 
-from harness.training.augment import Normalize
-from harness.data import LoadedDataset
-from harness.data.views import as_tensor
-from harness.evaluation.metrics import compute_metrics
-from harness.registry import Registry, import_submodules
+from byol_bench.training.augment import Normalize
+from byol_bench.data import LoadedDataset
+from byol_bench.data.views import as_tensor
+from byol_bench.evaluation.metrics import compute_metrics
+from byol_bench.registry import Registry, import_submodules
 
-PROTOCOLS = Registry("protocol", discover=lambda: import_submodules("harness.evaluation"))
+PROTOCOLS = Registry("protocol", discover=lambda: import_submodules("byol_bench.evaluation"))
 
 
 @torch.no_grad()

@@ -17,11 +17,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.training.augment import Normalize, resized_crop_flip, sample_crop_boxes
-from harness.data import LoadedDataset
-from harness.data.splits import label_strata
-from harness.data.views import as_tensor
-from harness.training.optim import param_groups, warmup_cosine_lr
+from byol_bench.training.augment import Normalize, resized_crop_flip, sample_crop_boxes
+from byol_bench.data import LoadedDataset
+from byol_bench.data.splits import label_strata
+from byol_bench.data.views import as_tensor
+from byol_bench.training.optim import param_groups, warmup_cosine_lr
 
 FINETUNE_CROP_SCALE = (0.5, 1.0)
 
@@ -30,7 +30,7 @@ def stratified_subset(labels: np.ndarray, percent: float, seed: int) -> np.ndarr
     """Indices of a stratified `percent`% subset, at least one per class, drawn with `seed` alone:
     every method gets the same subset at a given seed (paired comparison). Multi-label data is
     stratified by each image's first positive label (or 'none'), as the card's splits are
-    (harness.data.splits.label_strata)."""
+    (byol_bench.data.splits.label_strata)."""
     strata = label_strata(labels)
     if percent >= 100:
         return np.arange(len(strata))

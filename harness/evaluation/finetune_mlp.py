@@ -25,11 +25,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.training.augment import Normalize
-from harness.data import LoadedDataset
-from harness.data.views import as_tensor
-from harness.evaluation.context import PROTOCOLS, EvalContext
-from harness.evaluation.finetune import predict, with_seeded_rng
+from byol_bench.training.augment import Normalize
+from byol_bench.data import LoadedDataset
+from byol_bench.data.views import as_tensor
+from byol_bench.evaluation.context import PROTOCOLS, EvalContext
+from byol_bench.evaluation.finetune import predict, with_seeded_rng
 
 PROTOCOL = "finetune-mlp"
 

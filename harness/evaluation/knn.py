@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.evaluation.context import PROTOCOLS, EvalContext
+from byol_bench.evaluation.context import PROTOCOLS, EvalContext
 
 
 def weighted_knn_scores(train: torch.Tensor, train_targets: torch.Tensor, query: torch.Tensor,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.evaluation.context import PROTOCOLS, EvalContext
+from byol_bench.evaluation.context import PROTOCOLS, EvalContext
 
 
 def fit_linear(x: torch.Tensor, y: torch.Tensor, num_outputs: int, weight_decay: float,

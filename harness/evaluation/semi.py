@@ -7,9 +7,9 @@ labels at a given seed. The epoch is chosen on val; test is scored once. Keys: s
 """
 from __future__ import annotations
 
-from harness.evaluation.context import PROTOCOLS, EvalContext
-from harness.evaluation.finetune import finetune, predict, stratified_subset
-from harness.training.augment import Normalize
+from byol_bench.evaluation.context import PROTOCOLS, EvalContext
+from byol_bench.evaluation.finetune import finetune, predict, stratified_subset
+from byol_bench.training.augment import Normalize
 
 
 def finetune_and_score(ctx: EvalContext, name: str, train_idx) -> dict[str, float]:

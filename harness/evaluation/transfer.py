@@ -22,12 +22,12 @@ import dataclasses
 
 import numpy as np
 
-from harness.data import DATASETS, LoadedDataset
-from harness.data.views import with_channels
-from harness.errors import UserError
-from harness.evaluation.context import PROTOCOLS, EvalContext
-from harness.evaluation.linear import linear_probe
-from harness.evaluation.semi import finetune_and_score
+from byol_bench.data import DATASETS, LoadedDataset
+from byol_bench.data.views import with_channels
+from byol_bench.errors import UserError
+from byol_bench.evaluation.context import PROTOCOLS, EvalContext
+from byol_bench.evaluation.linear import linear_probe
+from byol_bench.evaluation.semi import finetune_and_score
 
 TRANSFER_KINDS = ("linear", "finetune")
 

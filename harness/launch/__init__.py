@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from harness.errors import UserError
+from byol_bench.errors import UserError
 
 LAUNCHERS = ("inline", "local", "slurm")
 
@@ -39,9 +39,9 @@ def check_flags(args) -> None:
 def launch(args, cfg: dict, specs: list, results_dir) -> int:
     """Hand the expanded grid to the chosen launcher; returns the command's exit code."""
     if args.launcher == "local":
-        from harness.launch.local import run_local
+        from byol_bench.launch.local import run_local
         return run_local(cfg, specs, results_dir, args.workers)
     if args.launcher == "slurm":
-        from harness.launch.slurm import submit
+        from byol_bench.launch.slurm import submit
         return submit(cfg, specs, results_dir, wait=args.wait)
     raise AssertionError(args.launcher)

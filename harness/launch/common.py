@@ -13,17 +13,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from harness.config import CLAIM_HEARTBEAT_S
-from harness.store.claims import holder_state
-from harness.plan.grid import RunSpec
-from harness.store.records import load_runs
+from byol_bench.config import CLAIM_HEARTBEAT_S
+from byol_bench.store.claims import holder_state
+from byol_bench.plan.grid import RunSpec
+from byol_bench.store.records import load_runs
 
 
 def runs_to_do(specs: list[RunSpec], results_dir: Path, stale_after_s: float,
                heartbeat_s: float = CLAIM_HEARTBEAT_S) -> tuple[list[RunSpec], list[RunSpec]]:
     """(to run, held elsewhere): the runs not completed, split by whether a live invocation
     holds their claim (those are left to it). A claim is watched until its holder shows a sign
-    of life (within a heartbeat) or it has been unchanged for stale_after_s (harness.store.claims:
+    of life (within a heartbeat) or it has been unchanged for stale_after_s (byol_bench.store.claims:
     clocks of two hosts are never compared)."""
     pending = [s for s in specs if not s.done]
     todo, held = [], []
@@ -94,7 +94,7 @@ def summary_counts(launched: list[RunSpec], skipped: int, held: int, states: dic
 
 def finish(cfg: dict, results_dir: Path, counts: dict[str, int]) -> Path:
     """Write the leaderboard once, and print the closing line in the inline launcher's words."""
-    from harness.report.leaderboard import write_leaderboard
+    from byol_bench.report.leaderboard import write_leaderboard
 
     path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
                              stale_after_s=cfg["run"]["stale_after_s"])
@@ -112,9 +112,9 @@ def warm_cache(specs: list[RunSpec], data_root: Path, cache_dir: Path) -> None:
     """Decode every dataset the runs need (transfer targets included) into the shared cache
     once, before workers or array tasks start: they then memory-map it instead of all decoding
     at once, and missing data fails here, before anything is launched."""
-    from harness.data.catalog import get_card
-    from harness.data.load import load_from_card
-    from harness.evaluation.transfer import transfer_targets
+    from byol_bench.data.catalog import get_card
+    from byol_bench.data.load import load_from_card
+    from byol_bench.evaluation.transfer import transfer_targets
 
     seen: set[tuple[str, int]] = set()
     for spec in specs:

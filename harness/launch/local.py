@@ -46,12 +46,12 @@ from pathlib import Path
 
 import yaml
 
-from harness.errors import UserError
-from harness.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
+from byol_bench.errors import UserError
+from byol_bench.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
                                    summary_counts, warm_cache)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHILD = "import sys\nfrom harness.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+CHILD = "import sys\nfrom byol_bench.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 POLL_S = 2.0
 
 
@@ -110,7 +110,7 @@ def run_local(cfg: dict, specs: list, results_dir: Path, workers: int) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.yaml"
     config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    from harness.config import load_config
+    from byol_bench.config import load_config
     if load_config(config_path) != cfg:  # the children must expand exactly this grid
         raise RuntimeError(f"the resolved config does not survive YAML ({config_path}); please report this")
 

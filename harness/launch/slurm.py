@@ -68,11 +68,11 @@ import sys
 import time
 from pathlib import Path
 
-from harness.errors import UserError
-from harness.store.atomic_io import atomic_write_text
-from harness.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
+from byol_bench.errors import UserError
+from byol_bench.store.atomic_io import atomic_write_text
+from byol_bench.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
                                    summary_counts, warm_cache)
-from harness.launch.slurm_fit import (NODE_REASONS, USER_LIMIT, USER_LIMIT_GRACE_S, Request, job_request, misfit,
+from byol_bench.launch.slurm_fit import (NODE_REASONS, USER_LIMIT, USER_LIMIT_GRACE_S, Request, job_request, misfit,
                                       never_clears, read_partition)
 
 try:
@@ -165,9 +165,9 @@ class RunJob(Checkpointable):
         _job_setup()
         import torch
         from accelerate import Accelerator, DataLoaderConfiguration
-        from harness.plan.grid import expand_grid
-        from harness.training.preemption import Preempted
-        from harness.run.grid_runner import run_grid
+        from byol_bench.plan.grid import expand_grid
+        from byol_bench.training.preemption import Preempted
+        from byol_bench.run.grid_runner import run_grid
 
         cfg, results_dir = self.cfg, Path(self.results_dir)
         accelerator = Accelerator(mixed_precision=cfg["pretrain"]["mixed_precision"], cpu=not torch.cuda.is_available(),
@@ -193,7 +193,7 @@ class RunJob(Checkpointable):
     @staticmethod
     def _requeue_on_usr_signal(signum: int) -> None:
         """SIGUSR2 (submitit's preemption/time-out signal): let submitit's own handler, which
-        harness.training.preemption put back, checkpoint this callable and requeue the task (it exits)."""
+        byol_bench.training.preemption put back, checkpoint this callable and requeue the task (it exits)."""
         if signum != submitit.JobEnvironment._usr_sig():
             return
         handler = signal.getsignal(signum)

@@ -1,4 +1,4 @@
-"""BYOL's loss and its gradient (METHODS.md section 1); the target's EMA is in harness.losses.ema.
+"""BYOL's loss and its gradient (METHODS.md section 1); the target's EMA is in byol_bench.losses.ema.
 
 Everything here is the canonical BYOL of Grill et al. 2020, not a choice of ours:
 

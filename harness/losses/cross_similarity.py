@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from harness.losses.byol import EPS, cosine_matrix
-from harness.losses.precision import at_least_float32, float32_math
+from byol_bench.losses.byol import EPS, cosine_matrix
+from byol_bench.losses.precision import at_least_float32, float32_math
 
 THETA_POS = 0.8
 """theta+ from the authors' scripts (the paper's value)."""

@@ -19,8 +19,8 @@ from typing import Sequence, Union
 import torch
 from torch import Tensor
 
-from harness.losses.byol import EPS, byol_pair_loss, cosine_matrix
-from harness.losses.precision import at_least_float32, float32_math
+from byol_bench.losses.byol import EPS, byol_pair_loss, cosine_matrix
+from byol_bench.losses.precision import at_least_float32, float32_math
 
 Views = Union[Tensor, Sequence[Tensor]]
 """One (B, d) tensor, or one tensor per augmented view, all with the same B."""

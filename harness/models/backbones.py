@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch.nn as nn
 import torchvision
 
-from harness.errors import UserError
-from harness.models.norms import norm_layer, parse_norm, standardise_convs, ws_gain_for
-from harness.registry import Registry
+from byol_bench.errors import UserError
+from byol_bench.models.norms import norm_layer, parse_norm, standardise_convs, ws_gain_for
+from byol_bench.registry import Registry
 
 BACKBONES = Registry("backbone")
 
@@ -125,7 +125,7 @@ def build_backbone(name: str, **kwargs) -> Encoder:
 def build_encoder(backbone: dict, in_channels: int) -> Encoder:
     """The encoder a run's `backbone` config section names: the one construction path for the
     runner and the timing tools (small-cnn alone has a width; `ws_gain` is only in the section
-    where it acts, see harness.plan.grid.run_config)."""
+    where it acts, see byol_bench.plan.grid.run_config)."""
     bb = backbone
     extra = {"width": bb["width"]} if bb["name"] == "small-cnn" else {}
     return build_backbone(bb["name"], in_channels=in_channels, norm=bb["norm"], small_stem=bb["small_stem"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from harness.models.norms import norm_layer
+from byol_bench.models.norms import norm_layer
 
 
 class MLPHead(nn.Module):

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from harness.errors import UserError
+from byol_bench.errors import UserError
 
 NORM_KINDS = ("bn", "gn", "ln", "none")
 

@@ -11,7 +11,7 @@ before keep their hashes), and every saved encoder and checkpoint carries its pr
                                        losses/, models/, run/build.py
     data          {dataset: {"card": {...}, "source": str | None}}  the card fields that change
                                        splits or pixels, and the source files' fingerprint
-                                       (harness.data.cache), for the dataset and transfer targets
+                                       (byol_bench.data.cache), for the dataset and transfer targets
 
 A code hash is that of the module with docstrings removed, unparsed from its syntax tree:
 comments, docstrings and formatting do not count. Lists of pairs, not dicts: Sacred refuses
@@ -26,9 +26,9 @@ import inspect
 import sys
 from pathlib import Path
 
-from harness.data import DATASETS
-from harness.data.cache import source_fingerprint
-from harness.method import METHODS
+from byol_bench.data import DATASETS
+from byol_bench.data.cache import source_fingerprint
+from byol_bench.method import METHODS
 
 HARNESS = Path(__file__).resolve().parents[1]
 # The pretraining code every method shares, relative to harness/ (the augmentation lives in training/).
@@ -60,7 +60,9 @@ def code_hash(path: Path) -> str:
 def _module_file_name(module) -> str:
     """'methods/byol_ccsl.py': the file as its import path names it (the same on every machine)."""
     path = Path(inspect.getsourcefile(module))
-    parts = module.__name__.split(".")
+    # The built-in methods are named by their checkout path, as stores made before the package
+    # was named byol_bench name them, so a rename alone never makes a run outdated.
+    parts = module.__name__.removeprefix("byol_bench.").split(".")
     return "/".join([*parts, path.name] if path.name == "__init__.py" else [*parts[:-1], path.name])
 
 
@@ -70,7 +72,8 @@ def method_code(method: str) -> list[list[str]]:
     files = {}
     for klass in METHODS.get(method).__mro__:
         module = sys.modules.get(klass.__module__)
-        if module is None or klass.__module__.split(".")[0] in ("harness", "builtins", "abc"):
+        shared = klass.__module__.startswith("byol_bench.") and not klass.__module__.startswith("byol_bench.methods.")
+        if module is None or shared or klass.__module__.split(".")[0] in ("builtins", "abc"):
             continue
         try:
             path = Path(inspect.getsourcefile(module))

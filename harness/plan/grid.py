@@ -4,17 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import seed_list
-from harness.data import DATASETS
-from harness.errors import UserError
-from harness.evaluation import PROTOCOLS
-from harness.evaluation.transfer import check_transfer_kinds, parse_pair
-from harness.method import METHODS
-from harness.plan.fingerprints import Fingerprints
-from harness.plan.run_config import run_config
-from harness.store.encoders import encoder_fingerprints, encoder_path
-from harness.store.records import RunRecord, latest_completed, load_runs
-from harness.store.staleness import not_reusable, outdated, pretraining_fingerprints, unknown
+from byol_bench.config import seed_list
+from byol_bench.data import DATASETS
+from byol_bench.errors import UserError
+from byol_bench.evaluation import PROTOCOLS
+from byol_bench.evaluation.transfer import check_transfer_kinds, parse_pair
+from byol_bench.method import METHODS
+from byol_bench.plan.fingerprints import Fingerprints
+from byol_bench.plan.run_config import run_config
+from byol_bench.store.encoders import encoder_fingerprints, encoder_path
+from byol_bench.store.records import RunRecord, latest_completed, load_runs
+from byol_bench.store.staleness import not_reusable, outdated, pretraining_fingerprints, unknown
 
 
 @dataclass

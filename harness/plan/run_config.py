@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import copy
 
-from harness.config import config_hash
-from harness.data import DATASETS
-from harness.errors import UserError
-from harness.evaluation.metrics import higher_is_better
-from harness.evaluation.transfer import transfer_targets
-from harness.method import METHODS
-from harness.models.norms import parse_norm
-from harness.plan.fingerprints import Fingerprints
+from byol_bench.config import config_hash
+from byol_bench.data import DATASETS
+from byol_bench.errors import UserError
+from byol_bench.evaluation.metrics import higher_is_better
+from byol_bench.evaluation.transfer import transfer_targets
+from byol_bench.method import METHODS
+from byol_bench.models.norms import parse_norm
+from byol_bench.plan.fingerprints import Fingerprints
 
 
 def run_config(cfg: dict, dataset: str, method: str, seed: int, protocols: list[str],

@@ -4,7 +4,7 @@ Run results become cells (dataset, protocol, metric) of values indexed by method
 Per cell: `summarize` per method, and every method against the baseline *paired by seed*
 (only seeds where both have a finite value), Holm-corrected across methods. Across the
 primary-metric cells: average ranks, Friedman/Iman-Davenport and the Nemenyi CD. Every test
-is one of harness.report.stats; this module only aligns the numbers for them.
+is one of byol_bench.report.stats; this module only aligns the numbers for them.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from harness.report import stats
-from harness.evaluation.metrics import higher_is_better
+from byol_bench.report import stats
+from byol_bench.evaluation.metrics import higher_is_better
 
 TRANSFER_PREFIX = "transfer"
 COST_PROTOCOL = "cost"

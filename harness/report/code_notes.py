@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.store.staleness import code_changes, unknown
+from byol_bench.store.staleness import code_changes, unknown
 
 
 def _version(files: list) -> tuple:

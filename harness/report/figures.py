@@ -20,8 +20,8 @@ from typing import Mapping
 
 import numpy as np
 
-from harness.report.stats import nonsignificant_groups
-from harness.store.atomic_io import atomic_write_bytes
+from byol_bench.report.stats import nonsignificant_groups
+from byol_bench.store.atomic_io import atomic_write_bytes
 
 CURVE = "train/loss"
 

@@ -18,17 +18,17 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.report import stats
-from harness.report.figures import cd_diagram, plot_curves, safe_name, training_curves
-from harness.report.code_notes import code_notes
-from harness.report.cells import (CellKey, CellStats, Ranking, cell_stats, collect_cells, collect_costs,
+from byol_bench.report import stats
+from byol_bench.report.figures import cd_diagram, plot_curves, safe_name, training_curves
+from byol_bench.report.code_notes import code_notes
+from byol_bench.report.cells import (CellKey, CellStats, Ranking, cell_stats, collect_cells, collect_costs,
                                   natural_key, overall_ranking, primary_cells)
-from harness.report.tables import cost_table, fmt_p, ranking_table, results_table
-from harness.report.provenance import KEY_PACKAGES, KEY_SETTINGS, collect_provenance, describe
-from harness.store.atomic_io import atomic_write_text
-from harness.store.records import (RunRecord, STALE_AFTER_S, config_differences, latest_completed, load_runs,
+from byol_bench.report.tables import cost_table, fmt_p, ranking_table, results_table
+from byol_bench.report.provenance import KEY_PACKAGES, KEY_SETTINGS, collect_provenance, describe
+from byol_bench.store.atomic_io import atomic_write_text
+from byol_bench.store.records import (RunRecord, STALE_AFTER_S, config_differences, latest_completed, load_runs,
                                    one_per_key)
-from harness.store.staleness import newest_data
+from byol_bench.store.staleness import newest_data
 
 ALPHA = 0.05
 NOT_COMPLETED = ("FAILED", "INTERRUPTED")
@@ -52,7 +52,7 @@ def dataset_primary_metrics(records: list[RunRecord]) -> dict[str, str]:
         for target in describe.get("transfer", {}).values():
             out.setdefault(target["target"], target["primary_metric"])
     if legacy:
-        from harness.data import DATASETS
+        from byol_bench.data import DATASETS
         for name in DATASETS.names():
             card = DATASETS.get(name)
             for alias in (name, *card.aliases):
@@ -82,7 +82,7 @@ def method_roles(records: list[RunRecord], baseline: str) -> dict[str, str]:
         elif m in recorded:
             roles[m] = recorded[m]
         else:
-            from harness.method import METHODS
+            from byol_bench.method import METHODS
             roles[m] = "reference" if m in METHODS and getattr(METHODS.get(m), "reference", False) else "method"
     return roles
 

@@ -2,9 +2,9 @@
 
 Per cell (dataset, protocol, metric): `summarize` over seeds. Against the baseline, paired by
 seed: `paired_comparison` (exact Wilcoxon signed-rank, paired t-test, mean difference with its
-CI), `holm` across methods and the `verdict` (harness.report.cells.compare_by_seed puts them
+CI), `holm` across methods and the `verdict` (byol_bench.report.cells.compare_by_seed puts them
 together per cell). Across cells: `average_ranks`, `friedman_iman_davenport`, `nemenyi_cd` and
-`nonsignificant_groups` (drawn by harness.report.figures.cd_diagram), after Demsar 2006,
+`nonsignificant_groups` (drawn by byol_bench.report.figures.cd_diagram), after Demsar 2006,
 "Statistical Comparisons of Classifiers over Multiple Data Sets", J. Mach. Learn. Res. 7:1-30.
 
 Pure functions of numbers (scipy for the distributions); nothing here reads runs or files.

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 from tabulate import tabulate
 
-from harness.report.cells import CellKey, CellStats, Ranking
+from byol_bench.report.cells import CellKey, CellStats, Ranking
 
 MISSING = "–"
 MARKERS = {"better": "▲", "worse": "▼", "n.s.": "n.s.", "n too small": "n too small"}

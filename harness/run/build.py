@@ -1,12 +1,12 @@
 """The one construction path from a run config to a method: encoder, then the method around it.
 
 The runner builds every run with `build_method`; the timing tools (benchmarks/) build theirs
-from `harness.plan.run_config.method_config` and this function, so what they time is what runs.
+from `byol_bench.plan.run_config.method_config` and this function, so what they time is what runs.
 """
 from __future__ import annotations
 
-from harness.method import METHODS, Method
-from harness.models.backbones import build_encoder
+from byol_bench.method import METHODS, Method
+from byol_bench.models.backbones import build_encoder
 
 
 def build_method(run_config: dict, in_channels: int, num_classes: int, task: str) -> Method:

@@ -27,10 +27,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from harness.config import CLAIM_HEARTBEAT_S
-from harness.training import preemption
-from harness.store.claims import CLAIMS, Claim, read_claim, try_claim
-from harness.store.encoders import encoder_path
+from byol_bench.config import CLAIM_HEARTBEAT_S
+from byol_bench.training import preemption
+from byol_bench.store.claims import CLAIMS, Claim, read_claim, try_claim
+from byol_bench.store.encoders import encoder_path
 
 PREFIX = "pretrain-"
 WAIT_POLL_S = 5.0

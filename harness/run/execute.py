@@ -14,17 +14,17 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, get_grad_scaler, set_seed
 from tqdm.auto import tqdm
 
-from harness.data import LoadedDataset
-from harness.evaluation import PROTOCOLS, EvalContext
-from harness.models.sync_batchnorm import revert_sync_batchnorm
-from harness.run.build import build_method
-from harness.run.cost import peak_memory
-from harness.store.checkpoints import checkpoint_dir, latest_checkpoint, remove_checkpoints
-from harness.store.encoders import encoder_fingerprints, encoder_path, load_encoder, save_encoder
-from harness.store.staleness import not_reusable, pretraining_fingerprints, set_aside, shapes_differ
-from harness.training.agreement import Agreement
-from harness.training.checkpointing import Checkpointing
-from harness.training.loop import train
+from byol_bench.data import LoadedDataset
+from byol_bench.evaluation import PROTOCOLS, EvalContext
+from byol_bench.models.sync_batchnorm import revert_sync_batchnorm
+from byol_bench.run.build import build_method
+from byol_bench.run.cost import peak_memory
+from byol_bench.store.checkpoints import checkpoint_dir, latest_checkpoint, remove_checkpoints
+from byol_bench.store.encoders import encoder_fingerprints, encoder_path, load_encoder, save_encoder
+from byol_bench.store.staleness import not_reusable, pretraining_fingerprints, set_aside, shapes_differ
+from byol_bench.training.agreement import Agreement
+from byol_bench.training.checkpointing import Checkpointing
+from byol_bench.training.loop import train
 
 
 def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_scalar, info: dict,
@@ -34,14 +34,14 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     dict of the result contract.
 
     `action` "evaluate": the encoder of this run's pretraining identity is saved in the store
-    (harness.store.encoders): it is loaded and evaluated, nothing trains, and the pretraining's
+    (byol_bench.store.encoders): it is loaded and evaluated, nothing trains, and the pretraining's
     curves and costs are copied from it. "pretrain": train, then save the encoder (main process,
     atomically) before evaluating, so a later grid that changes only evaluation trains nothing.
 
     Under DDP every process trains; the main process alone evaluates, while the others wait
     at an agreement check (a gloo group whose timeout is `run.wait_timeout_h`, so no NCCL
     collective is pending meanwhile). An exception on any process becomes the same RunFailed
-    on every process (harness.training.agreement), and whatever happened, the accelerator lets go of
+    on every process (byol_bench.training.agreement), and whatever happened, the accelerator lets go of
     the run's model, optimizer and loader."""
     agreement = agreement or Agreement(1)
     start = time.perf_counter()

@@ -1,7 +1,7 @@
 """Run the grid: every run still to do, one after another, in one process group.
 
 A completed run with the same run hash, made from today's code and data, is skipped
-(harness.plan.grid.done_in_store); a run held by another invocation (a claim in the store) is
+(byol_bench.plan.grid.done_in_store); a run held by another invocation (a claim in the store) is
 left to it while that one is seen alive, and taken over once its claim has not changed for
 run.stale_after_s (harness/store/claims.py); a run whose claim is taken over in turn stops at
 its next check, INTERRUPTED; on SIGTERM / SIGUSR2 the run in progress checkpoints and
@@ -17,19 +17,19 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
-from harness.config import CLAIM_HEARTBEAT_S
-from harness.data import LoadedDataset, load_dataset_shared
-from harness.errors import UserError
-from harness.evaluation.transfer import transfer_targets
-from harness.plan.grid import RunSpec, done_in_store, newest_completed
-from harness.run.encoder_wait import wait_for_pretraining
-from harness.run.execute import drop_stale_encoder
-from harness.run.sacred_adapter import sacred_run
-from harness.store.claims import try_claim, watch_claim
-from harness.store.records import load_runs
-from harness.training import preemption
-from harness.training.agreement import Agreement
-from harness.training.preemption import Preempted
+from byol_bench.config import CLAIM_HEARTBEAT_S
+from byol_bench.data import LoadedDataset, load_dataset_shared
+from byol_bench.errors import UserError
+from byol_bench.evaluation.transfer import transfer_targets
+from byol_bench.plan.grid import RunSpec, done_in_store, newest_completed
+from byol_bench.run.encoder_wait import wait_for_pretraining
+from byol_bench.run.execute import drop_stale_encoder
+from byol_bench.run.sacred_adapter import sacred_run
+from byol_bench.store.claims import try_claim, watch_claim
+from byol_bench.store.records import load_runs
+from byol_bench.training import preemption
+from byol_bench.training.agreement import Agreement
+from byol_bench.training.preemption import Preempted
 
 
 def completed_in_store(runs_dir: Path, spec: RunSpec) -> bool:

@@ -19,11 +19,11 @@ from pathlib import Path
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from harness.data import LoadedDataset
-from harness.plan.grid import RunSpec
-from harness.run.execute import execute
-from harness.training.agreement import Agreement
-from harness.training.preemption import ClaimLost
+from byol_bench.data import LoadedDataset
+from byol_bench.plan.grid import RunSpec
+from byol_bench.run.execute import execute
+from byol_bench.training.agreement import Agreement
+from byol_bench.training.preemption import ClaimLost
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

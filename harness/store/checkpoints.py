@@ -16,7 +16,7 @@ while the run trains; all are removed once its encoder is saved.
 What a checkpoint holds: once, what every process shares: the online and target networks, the
 optimizer and GradScaler states, the epoch and the batch within it, the step count, the epoch
 losses and the curves logged so far; and under "processes", a list indexed by process index,
-what each process has of its own (harness.training.checkpointing): every random stream (torch's
+what each process has of its own (byol_bench.training.checkpointing): every random stream (torch's
 global CPU and CUDA generators, the batched augmentation's generators, the loader's shuffling
 generator as it was when the epoch began), the method's running sums and the epoch's partial
 loss sums. The main process gathers them and writes the file; each process resumes its own
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from harness.store.atomic_io import atomic_torch_save
+from byol_bench.store.atomic_io import atomic_torch_save
 
 CHECKPOINTS = "checkpoints"
 KEEP = 2

@@ -43,8 +43,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from harness.config import CLAIM_HEARTBEAT_S
-from harness.store.atomic_io import atomic_write_text, create_text
+from byol_bench.config import CLAIM_HEARTBEAT_S
+from byol_bench.store.atomic_io import atomic_write_text, create_text
 
 CLAIMS = "claims"
 RETRY_S = 1.0  # pause before a failed heartbeat write is tried again (at most one beat)

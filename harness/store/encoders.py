@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from harness.store.atomic_io import atomic_torch_save
+from byol_bench.store.atomic_io import atomic_torch_save
 
 ENCODERS = "encoders"
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.store.claims import gone_holder
+from byol_bench.store.claims import gone_holder
 
 
 @dataclass
@@ -88,7 +88,7 @@ def effective_status(run: dict, stale_after_s: float, now: datetime | None = Non
                      gone: dict | None = None) -> tuple[str, str]:
     """(status, reason): Sacred's, except that a RUNNING run whose heartbeat is older than
     `stale_after_s` is INTERRUPTED, and so at once is one whose claim's process on this host is
-    gone (`gone`, harness.store.claims.gone_holder). Sacred cannot record a SIGKILL or a node
+    gone (`gone`, byol_bench.store.claims.gone_holder). Sacred cannot record a SIGKILL or a node
     that died, so its run stays RUNNING forever; it must not count as done, nor as still running."""
     status = run.get("status", "?")
     if status != "RUNNING":

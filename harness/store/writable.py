@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from harness.errors import UserError
+from byol_bench.errors import UserError
 
 
 def require_writable(folder: Path) -> None:

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from harness.training.preemption import ClaimLost
+from byol_bench.training.preemption import ClaimLost
 
 
 class PeerFailed(RuntimeError):

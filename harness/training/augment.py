@@ -25,11 +25,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from harness.data.views import as_tensor
+from byol_bench.data.views import as_tensor
 
 SOLARIZE_THRESHOLD = 128 / 255
 # torchvision's rgb_to_grayscale (ITU-R 601), as the v2 backend's RandomGrayscale; uint8 data is
-# converted by PIL's rule instead (harness.data.images.array_to_channels).
+# converted by PIL's rule instead (byol_bench.data.images.array_to_channels).
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
 
@@ -238,7 +238,7 @@ class ViewDataset(torch.utils.data.Dataset):
 
     With no transforms (the batched backend) it returns the image itself once; the views are
     made on the device from the batch. `images` may be a tensor, a numpy array (the read-only
-    memory-mapped cache included) or a row view (harness.data.views.ConcatImages): only the
+    memory-mapped cache included) or a row view (byol_bench.data.views.ConcatImages): only the
     rows asked for are read, so the dataset never holds a copy of the split."""
 
     def __init__(self, images, transforms: list, labels: torch.Tensor | None = None):

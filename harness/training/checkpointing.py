@@ -1,4 +1,4 @@
-"""When a run checkpoints, and the state it resumes from (files: harness.store.checkpoints).
+"""When a run checkpoints, and the state it resumes from (files: byol_bench.store.checkpoints).
 
 A checkpoint holds the state every process shares (networks, optimizer, step, ...) once, and
 under "processes" what each process has of its own, by process index: its random streams, the
@@ -15,17 +15,17 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from harness.store.atomic_io import DiskFullError
-from harness.store.checkpoints import write_checkpoint
+from byol_bench.store.atomic_io import DiskFullError
+from byol_bench.store.checkpoints import write_checkpoint
 
 
 @dataclass
 class Checkpointing:
-    """Where and how often a run checkpoints, and the state it resumes from (harness.store.checkpoints).
+    """Where and how often a run checkpoints, and the state it resumes from (byol_bench.store.checkpoints).
     `curves` is the run's list of logged [name, value, step], saved with each checkpoint, and
     `fingerprints` the pretraining code and data it is made from (harness/store/staleness.py).
     `gather_to_main` collects every process's own state on the main process
-    (harness.training.agreement.Agreement.gather_to_main; one process: itself)."""
+    (byol_bench.training.agreement.Agreement.gather_to_main; one process: itself)."""
     folder: Path
     every_s: float                     # run.checkpoint_every_min * 60; 0: at every epoch's end
     is_main: bool                      # only the main process writes

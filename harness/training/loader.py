@@ -1,7 +1,7 @@
 """The pretraining loader: which images, how many per process, and how views are made.
 
 Two augmentation backends (augment.backend): "batched" makes both views from the batch on the
-device (harness.training.augment.BatchedViewAugment); "v2" makes them per image in the loader's
+device (byol_bench.training.augment.BatchedViewAugment); "v2" makes them per image in the loader's
 workers with torchvision's transforms.
 """
 from __future__ import annotations
@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 
-from harness.data import LoadedDataset
-from harness.data.card import PRETRAIN_SPLITS
-from harness.errors import UserError
-from harness.method import Method
-from harness.training.augment import BatchedViewAugment, Normalize, ViewDataset, byol_view_transform
+from byol_bench.data import LoadedDataset
+from byol_bench.data.card import PRETRAIN_SPLITS
+from byol_bench.errors import UserError
+from byol_bench.method import Method
+from byol_bench.training.augment import BatchedViewAugment, Normalize, ViewDataset, byol_view_transform
 
 
 def _seed_worker(worker_id: int) -> None:

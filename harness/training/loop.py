@@ -15,16 +15,16 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from harness.data import LoadedDataset
-from harness.method import Method, StepContext
-from harness.models.sync_batchnorm import sync_batchnorm_wanted
-from harness.training import preemption
-from harness.training.agreement import Agreement
-from harness.training.augment import BatchedViewAugment, Normalize
-from harness.training.checkpointing import Checkpointing, generator_state, process_resume
-from harness.training.loader import make_loader, make_views
-from harness.training.optim import build_optimizer, lr_schedule
-from harness.training.preemption import Preempted
+from byol_bench.data import LoadedDataset
+from byol_bench.method import Method, StepContext
+from byol_bench.models.sync_batchnorm import sync_batchnorm_wanted
+from byol_bench.training import preemption
+from byol_bench.training.agreement import Agreement
+from byol_bench.training.augment import BatchedViewAugment, Normalize
+from byol_bench.training.checkpointing import Checkpointing, generator_state, process_resume
+from byol_bench.training.loader import make_loader, make_views
+from byol_bench.training.optim import build_optimizer, lr_schedule
+from byol_bench.training.preemption import Preempted
 
 
 class NonFiniteLoss(RuntimeError):
@@ -46,7 +46,7 @@ def train_step(method: Method, model: torch.nn.Module, optimizer: torch.optim.Op
     """One optimisation step: loss, backward, (clip), optimizer, the method's post-step hook (EMA).
     Returns the detached loss and the method's logs; no host sync. benchmarks.step times it.
 
-    `check` meets the other processes before the backward (harness.training.agreement): a loss that
+    `check` meets the other processes before the backward (byol_bench.training.agreement): a loss that
     raised elsewhere stops every process here, not in DDP's gradient all-reduce. A step the
     fp16 GradScaler skipped (inf/NaN gradients) leaves the EMA target and `ctx.step` as they
     were: nothing was learned, so the schedules do not advance either."""

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from typing import Callable
 
-from harness.errors import UserError
+from byol_bench.errors import UserError
 
 
 class LARS(torch.optim.Optimizer):

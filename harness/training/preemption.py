@@ -1,7 +1,7 @@
 """SIGTERM / SIGUSR2 (SLURM's and submitit's warning signals): checkpoint at the next step, stop.
 
 The handler only sets a flag; the training loop reads it at each step boundary (agreed over
-processes, harness.training.agreement), writes a checkpoint, and raises `Preempted`. Preempted is a
+processes, byol_bench.training.agreement), writes a checkpoint, and raises `Preempted`. Preempted is a
 KeyboardInterrupt, which Sacred records as INTERRUPTED; the CLI then exits with 128 + the
 signal number, as a process killed by it would, and the same command resumes the run.
 """

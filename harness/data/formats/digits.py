@@ -12,10 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.data.catalog import LOADERS
-from harness.data.card import DatasetCard
-from harness.data.dataset import LoadedDataset
-from harness.data.splits import stratified_split
+from byol_bench.data.catalog import LOADERS
+from byol_bench.data.card import DatasetCard
+from byol_bench.data.dataset import LoadedDataset
+from byol_bench.data.splits import stratified_split
 
 
 @LOADERS.register("sklearn-digits")

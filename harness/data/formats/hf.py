@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from harness.data.cache import files_fingerprint, fingerprint_with
-from harness.data.catalog import LOADERS
-from harness.data.card import DatasetCard, card_options, missing_data_error
-from harness.data.dataset import LoadedDataset
-from harness.data.images import decode_images, warn_skipped
-from harness.data.splits import carve_pool
-from harness.errors import UserError
+from byol_bench.data.cache import files_fingerprint, fingerprint_with
+from byol_bench.data.catalog import LOADERS
+from byol_bench.data.card import DatasetCard, card_options, missing_data_error
+from byol_bench.data.dataset import LoadedDataset
+from byol_bench.data.images import decode_images, warn_skipped
+from byol_bench.data.splits import carve_pool
+from byol_bench.errors import UserError
 
 DEFAULTS = {
     "hub_id": None,

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.cache import fingerprint_with
-from harness.data.catalog import LOADERS
-from harness.data.card import DatasetCard, card_file, card_options, missing_data_error
-from harness.data.dataset import LoadedDataset
-from harness.data.images import array_to_channels, resize_array
-from harness.data.splits import carve_pool
-from harness.errors import UserError
+from byol_bench.data.cache import fingerprint_with
+from byol_bench.data.catalog import LOADERS
+from byol_bench.data.card import DatasetCard, card_file, card_options, missing_data_error
+from byol_bench.data.dataset import LoadedDataset
+from byol_bench.data.images import array_to_channels, resize_array
+from byol_bench.data.splits import carve_pool
+from byol_bench.errors import UserError
 
 IMAGES_MAGIC = 2051   # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049   # 0x00000801: unsigned bytes, 1 dimension

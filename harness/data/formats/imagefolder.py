@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.catalog import LOADERS
-from harness.data.card import DatasetCard, card_options, missing_data_error, require
-from harness.data.dataset import LoadedDataset
-from harness.data.images import IMAGE_EXTENSIONS, decode_files
-from harness.data.splits import carve_pool
-from harness.errors import UserError
+from byol_bench.data.catalog import LOADERS
+from byol_bench.data.card import DatasetCard, card_options, missing_data_error, require
+from byol_bench.data.dataset import LoadedDataset
+from byol_bench.data.images import IMAGE_EXTENSIONS, decode_files
+from byol_bench.data.splits import carve_pool
+from byol_bench.errors import UserError
 
 DEFAULTS = {
     "extensions": list(IMAGE_EXTENSIONS),

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.catalog import LOADERS
-from harness.data.card import DatasetCard, card_options, require
-from harness.data.dataset import LoadedDataset
-from harness.data.images import decode_files
-from harness.data.splits import carve_pool
-from harness.data.tables import absent_files_error, read_csv_rows
-from harness.errors import UserError
+from byol_bench.data.catalog import LOADERS
+from byol_bench.data.card import DatasetCard, card_options, require
+from byol_bench.data.dataset import LoadedDataset
+from byol_bench.data.images import decode_files
+from byol_bench.data.splits import carve_pool
+from byol_bench.data.tables import absent_files_error, read_csv_rows
+from byol_bench.errors import UserError
 
 DEFAULTS = {
     "images": "ISIC_2019_Training_Input",

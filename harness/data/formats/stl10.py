@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.catalog import LOADERS
-from harness.data.card import DatasetCard, card_options, missing_data_error, require
-from harness.data.dataset import LoadedDataset
-from harness.data.images import array_to_channels, resize_array
-from harness.data.splits import carve_pool
+from byol_bench.data.catalog import LOADERS
+from byol_bench.data.card import DatasetCard, card_options, missing_data_error, require
+from byol_bench.data.dataset import LoadedDataset
+from byol_bench.data.images import array_to_channels, resize_array
+from byol_bench.data.splits import carve_pool
 
 SIDE = 96
 IMAGE_BYTES = 3 * SIDE * SIDE
