@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Stage of each package: an import must go to a strictly lower stage.
 STAGE = {
     "byol_bench.errors": 0,
-    "byol_bench.registry": 1, "byol_bench.config": 1,
+    "byol_bench.registry": 1, "byol_bench.config": 1, "byol_bench.shipped": 1,
     "byol_bench.models": 2, "byol_bench.data": 2, "byol_bench.method": 2, "byol_bench.losses": 2, "byol_bench.store": 2,
     "byol_bench.training": 3,
     "byol_bench.evaluation": 4,
