@@ -40,11 +40,12 @@ def imports(folder: str):
         module = ".".join(parts).removesuffix(".__init__")
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                if node.module.split(".")[0] in ("byol_bench", "benchmarks"):
+                if node.module.split(".")[0] in ("byol_bench", "benchmarks") and node.module != "byol_bench":
                     yield path.relative_to(ROOT), package_of(module), package_of(node.module)
             elif isinstance(node, ast.Import):
                 for alias in node.names:
-                    if alias.name.split(".")[0] in ("byol_bench", "benchmarks"):
+                    # The root package (its checkout shim or the wheel's __init__) is no stage.
+                    if alias.name.split(".")[0] in ("byol_bench", "benchmarks") and alias.name != "byol_bench":
                         yield path.relative_to(ROOT), package_of(module), package_of(alias.name)
 
 
