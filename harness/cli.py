@@ -6,6 +6,7 @@ before anything is written under --results-dir.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="run_bench.py", description="Benchmark BYOL variants across datasets and seeds.",
                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="configs/default.yaml", help="YAML config (default: %(default)s)")
+    p.add_argument("--config", default="default",
+                   help="a shipped config's name (smoke, stl10-paper, ...: --list shows them) or a YAML file "
+                        "(default: %(default)s)")
     p.add_argument("--methods", help='comma list, "all", or wildcards such as "byol-nobn-*"')
     p.add_argument("--datasets", help="comma list of dataset cards (or aliases), or all")
     p.add_argument("--protocols", help="comma list of evaluation protocols, or all")
@@ -91,6 +94,17 @@ def _list_overrides(args) -> list[str]:
     return out
 
 
+def config_source(text: str):
+    """--config: a YAML file (a path, or a name ending in .yaml), else a shipped config's name."""
+    from byol_bench.shipped import shipped, shipped_names
+    if Path(text).is_file() or "/" in text or os.sep in text or text.endswith((".yaml", ".yml")):
+        return Path(text)
+    if text not in shipped_names("configs"):
+        raise UserError(f"--config {text}: no such file and no shipped config of that name; "
+                        f"shipped configs: {', '.join(shipped_names('configs'))}")
+    return shipped("configs") / f"{text}.yaml"
+
+
 def print_listing() -> None:
     from byol_bench.data import DATASETS, LOADERS
     from byol_bench.evaluation import PROTOCOLS
@@ -106,6 +120,12 @@ def print_listing() -> None:
             print(f"  {name:<{width}}  {reg.describe(name)}")
         for name, reason in sorted(unusable.items()):
             print(f"  {name:<{width}}  UNUSABLE: {reason}")
+    from byol_bench.shipped import shipped, shipped_names
+    names = shipped_names("configs")
+    print("configs (--config NAME):")
+    for name in names:  # each described by its first comment line
+        first = (shipped("configs") / f"{name}.yaml").read_text().splitlines()[:1]
+        print(f"  {name:<{max(map(len, names))}}  {first[0].lstrip('# ') if first and first[0].startswith('#') else ''}")
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -119,7 +139,7 @@ def run(argv: list[str] | None = None) -> int:
     from byol_bench.report.leaderboard import write_leaderboard
 
     results_dir = Path(args.results_dir)
-    cfg = load_config(args.config, [*_list_overrides(args), *args.set])
+    cfg = load_config(config_source(args.config), [*_list_overrides(args), *args.set])
     from byol_bench.store.writable import require_writable
     if args.leaderboard:
         require_writable(results_dir)

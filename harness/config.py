@@ -310,9 +310,10 @@ def merge(base: dict, update: dict, schema: dict = DEFAULTS, prefix: str = "") -
     return out
 
 
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path) -> dict:
+    """`path`: a file name, a Path, or a shipped config (an importlib.resources Traversable)."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load((Path(path) if isinstance(path, str) else path).read_text())
     except OSError as exc:
         raise UserError(f"cannot read config file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
