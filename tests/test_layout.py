@@ -20,6 +20,7 @@ STAGE = {
     "byol_bench.run": 6, "byol_bench.report": 6,
     "byol_bench.launch": 7,
     "byol_bench.cli": 8,
+    "byol_bench.__main__": 9,  # python -m byol_bench
 }
 METHOD_FILES_MAY_IMPORT = {"byol_bench.errors", "byol_bench.method", "byol_bench.losses", "byol_bench.models"}
 

@@ -10,13 +10,39 @@ live invocation), or none (queued, or left to another invocation).
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 
+import byol_bench
 from byol_bench.config import CLAIM_HEARTBEAT_S
 from byol_bench.store.claims import holder_state
 from byol_bench.plan.grid import RunSpec
 from byol_bench.store.records import load_runs
+
+
+def entry_point(*argv: str) -> list[str]:
+    """The command that starts a child byol-bench: the installed entry point of this interpreter
+    (python -m byol_bench, the `byol-bench` console script's module), never a checkout's script."""
+    return [sys.executable, "-m", "byol_bench", *argv]
+
+
+def checkout_on_path() -> str | None:
+    """From a checkout, the folder that holds its byol_bench shim: children put it first on
+    PYTHONPATH and so import this same checkout. Installed (a wheel or `pip install -e .`), None:
+    the interpreter finds the package by itself."""
+    if getattr(byol_bench, "CHECKOUT", None) is None:  # only the checkout's shim defines it
+        return None
+    return str(Path(byol_bench.__file__).resolve().parents[1])
+
+
+def child_env(env: dict) -> dict:
+    """`env` for a child process that must import the byol_bench this process imported."""
+    folder = checkout_on_path()
+    if folder is None:
+        return dict(env)
+    return {**env, "PYTHONPATH": os.pathsep.join(p for p in (folder, env.get("PYTHONPATH")) if p)}
 
 
 def runs_to_do(specs: list[RunSpec], results_dir: Path, stale_after_s: float,

@@ -1,7 +1,7 @@
 """--launcher local --workers N: N runs at once on this machine (a 4-8 GPU workstation
 without SLURM, or a CPU box).
 
-Design: N child processes of the same command with `--launcher inline`, each walking the grid
+Design: N child processes of the same command (python -m byol_bench) with `--launcher inline`, each walking the grid
 in order. Run claims (harness/store/claims.py) make each run execute exactly once: a worker skips a
 run another worker holds and takes the next, so the N workers spread over the grid with no
 scheduler of their own, and a run started by another invocation on the same results folder is
@@ -47,11 +47,9 @@ from pathlib import Path
 import yaml
 
 from byol_bench.errors import UserError
-from byol_bench.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
-                                   summary_counts, warm_cache)
+from byol_bench.launch.common import (Progress, child_env, entry_point, finish, ended_before, outcomes,
+                                      progress_line, runs_to_do, summary_counts, warm_cache)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHILD = "import sys\nfrom byol_bench.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 POLL_S = 2.0
 
 
@@ -129,13 +127,12 @@ def run_local(cfg: dict, specs: list, results_dir: Path, workers: int) -> int:
     previous = {sig: signal.signal(sig, forward) for sig in handled}
     try:
         for i, (extra, affinity) in enumerate(plan):
-            env = {**os.environ, **extra,
-                   "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
+            env = child_env({**os.environ, **extra})  # a checkout's children import that checkout
             log = folder / f"worker-{i}.log"
             logs.append(log)
             with open(log, "w") as out:
                 # Own session: a Ctrl-C reaches the parent alone, which forwards it as SIGTERM.
-                procs.append(subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env, stdin=subprocess.DEVNULL,
+                procs.append(subprocess.Popen(entry_point(*argv), env=env, stdin=subprocess.DEVNULL,
                                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
             if affinity and hasattr(os, "sched_setaffinity"):
                 # Before the child's torch starts its thread pool (it is still importing). Cores

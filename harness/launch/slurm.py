@@ -15,9 +15,9 @@ the partition can ever hold is refused before anything is submitted, sbatch's ow
 line, and `--wait` ends (cancelling them) on jobs pending for a reason that cannot clear:
 harness/launch/slurm_fit.py.
 
-A task. `RunJob(run_hash)` is pickled by submitit (cloudpickle, by reference: the job's
-Python imports `harness` from this checkout, whose root the batch script `cd`s into and puts on
-PYTHONPATH). It expands the same grid against the store as it is then, keeps the one run, and
+A task. `RunJob(run_hash)` is pickled by submitit (cloudpickle, by reference: the job runs this
+interpreter, which imports the installed byol_bench; from a checkout, the batch script puts the
+checkout on PYTHONPATH). It starts in the submitter's folder. It expands the same grid against the store as it is then, keeps the one run, and
 runs it through `run_grid`, as the inline launcher would: the run claim, checkpoints, resume
 and the Sacred record are the same. torch's threads are set to the task's CPUs
 (SLURM_CPUS_PER_TASK) unless OMP_NUM_THREADS is set: on CPU a run's numbers depend on its
@@ -70,8 +70,8 @@ from pathlib import Path
 
 from byol_bench.errors import UserError
 from byol_bench.store.atomic_io import atomic_write_text
-from byol_bench.launch.common import (Progress, finish, ended_before, outcomes, progress_line, runs_to_do,
-                                   summary_counts, warm_cache)
+from byol_bench.launch.common import (Progress, checkout_on_path, finish, ended_before, outcomes, progress_line,
+                                      runs_to_do, summary_counts, warm_cache)
 from byol_bench.launch.slurm_fit import (NODE_REASONS, USER_LIMIT, USER_LIMIT_GRACE_S, Request, job_request, misfit,
                                       never_clears, read_partition)
 
@@ -82,7 +82,6 @@ except ImportError:  # the inline and local launchers do not need it
     submitit = None
     Checkpointable = object
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 JOBS_FILE = "jobs.json"
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
           "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED"}
@@ -117,13 +116,15 @@ def slurm_settings(cfg: dict) -> dict:
 
 def executor_parameters(s: dict) -> dict:
     """submitit SlurmExecutor parameters for the validated settings `s`."""
-    root = shlex.quote(str(REPO_ROOT))
+    folder = checkout_on_path()
+    pythonpath = [f"export PYTHONPATH={shlex.quote(folder)}${{PYTHONPATH:+:$PYTHONPATH}}"] if folder else []
     mem = f"{int(s['mem_gb'])}GB" if float(s["mem_gb"]).is_integer() else f"{int(s['mem_gb'] * 1024)}MB"
     params = {"job_name": "byol-bench", "time": s["time_min"], "nodes": 1, "ntasks_per_node": s["tasks"],
               "cpus_per_task": s["cpus_per_run"] // s["tasks"], "mem": mem, "signal_delay_s": s["signal_delay_s"],
               "array_parallelism": s["array_parallelism"],
-              # The job's Python imports harness (and methods/, datasets/) from this checkout.
-              "setup": [f"cd {root}", f"export PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}}"]}
+              # The task runs this interpreter (submitit's default) in the submitter's folder, so a
+              # relative path means what it meant here; from a checkout it imports that checkout.
+              "setup": [f"cd {shlex.quote(os.getcwd())}", *pythonpath]}
     if s["gpus_per_run"]:
         params["gpus_per_node"] = s["gpus_per_run"]
     for key in ("partition", "account", "qos"):
@@ -273,7 +274,7 @@ def _write_jobs(path: Path, jobs: dict[str, str]) -> None:
 
 
 def _absolute(cfg: dict, results_dir: Path) -> dict:
-    """The config with its paths made absolute: the tasks start in the checkout's root."""
+    """The config with its paths made absolute: the tasks may see the submitter's folder elsewhere."""
     out = json.loads(json.dumps(cfg))
     out["data"]["root"] = str(Path(cfg["data"]["root"]).resolve())
     out["data"]["cache_dir"] = str(Path(cfg["data"]["cache_dir"]).resolve() if cfg["data"]["cache_dir"]
@@ -284,7 +285,8 @@ def _absolute(cfg: dict, results_dir: Path) -> dict:
 def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int:
     settings = slurm_settings(cfg)
     if submitit is None:
-        raise UserError("--launcher slurm needs submitit: pip install submitit (or pip install -e '.[dev]')")
+        raise UserError('--launcher slurm needs submitit, the slurm extra: pip install "byol-bench[slurm]" '
+                        '(in a checkout: pip install -e ".[slurm]")')
     results_dir = Path(results_dir).resolve()
     folder = Path(settings["folder"]).resolve() if settings["folder"] else results_dir / "slurm"
     stale = cfg["run"]["stale_after_s"]

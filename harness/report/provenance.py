@@ -52,6 +52,11 @@ def _commit_label(run: dict) -> str:
     repos = (run.get("experiment") or {}).get("repositories") or []
     labels = sorted({f"{r.get('commit', '?')[:10]}{' (dirty)' if r.get('dirty') else ''}"
                      for r in repos if isinstance(r, dict)})
+    # A run from an installed wheel has no commit; its adapter recorded the package's version.
+    installed = [d.split("==", 1)[1] for d in (run.get("experiment") or {}).get("dependencies") or []
+                 if isinstance(d, str) and d.startswith("byol-bench==")]
+    if not labels and installed:
+        return f"none (installed byol-bench {installed[0]})"
     return ", ".join(labels) if labels else "not recorded"
 
 

@@ -22,18 +22,30 @@ from tqdm.auto import tqdm
 from byol_bench.data import LoadedDataset
 from byol_bench.plan.grid import RunSpec
 from byol_bench.run.execute import execute
+from byol_bench.shipped import checkout_folder
 from byol_bench.training.agreement import Agreement
 from byol_bench.training.preemption import ClaimLost
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @functools.lru_cache(maxsize=1)
 def _git_available() -> bool:
-    if not (REPO_ROOT / ".git").exists() or shutil.which("git") is None:
+    """Sacred records the commit of the checkout the code runs from; an installed wheel has none."""
+    checkout = checkout_folder()
+    if checkout is None or not (checkout / ".git").exists() or shutil.which("git") is None:
         return False
-    probe = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True)
+    probe = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True)
     return probe.returncode == 0
+
+
+def _installed_version() -> str | None:
+    """byol-bench's version when it runs installed (not from a checkout): the run's code provenance."""
+    if checkout_folder() is not None:
+        return None
+    try:
+        return importlib.metadata.version("byol-bench")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, runs_dir: Path,
@@ -50,6 +62,8 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
     ex.add_config(copy.deepcopy(spec.config))
     for package in ("torch", "torchvision", "accelerate", "sacred", "scipy", "numpy"):
         ex.add_package_dependency(package, importlib.metadata.version(package))
+    if _installed_version():  # no git commit to record: the report says "installed byol-bench <version>"
+        ex.add_package_dependency("byol-bench", _installed_version())
     if accelerator.is_main_process:
         ex.observers.append(FileStorageObserver(str(runs_dir)))
 
