@@ -12,18 +12,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Everything a checkout may hold that a build never reads: the copy skips it.
-NOT_COPIED = shutil.ignore_patterns(".git", "results", "build", "dist", "data", "*.egg-info", ".venv*",
-                                    "__pycache__", ".pytest_cache")
+# What a checkout's root may hold that a build never reads: the copy skips it.
+NOT_COPIED = {".git", "results", "build", "dist", "data", "byol_bench.egg-info", ".venv", ".venv-ci", ".pytest_cache"}
+
+
+def _not_copied(folder: str, names: list[str]) -> set[str]:
+    return ({n for n in names if n in NOT_COPIED} if Path(folder) == ROOT else set()) | {"__pycache__"} & set(names)
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     pytest.importorskip("setuptools", reason="building the wheel needs setuptools (pip install -e '.[dev]')")
     tmp = tmp_path_factory.mktemp("wheel")
-    shutil.copytree(ROOT, tmp / "src", ignore=NOT_COPIED)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "-w", str(tmp / "dist"), str(tmp / "src")], check=True, timeout=120, capture_output=True)
+    shutil.copytree(ROOT, tmp / "src", ignore=_not_copied)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                            "-w", str(tmp / "dist"), str(tmp / "src")], timeout=120, capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     built, = (tmp / "dist").glob("byol_bench-*.whl")
     return built
 
@@ -50,8 +54,9 @@ def test_installed_from_the_wheel_it_lists_what_a_checkout_lists_from_an_empty_f
     """pip install --target: the package alone, on PYTHONPATH, run where no checkout is."""
     site, empty = tmp_path / "site", tmp_path / "empty"
     empty.mkdir()
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(site), str(wheel)],
-                   check=True, timeout=120, capture_output=True)
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(site),
+                              str(wheel)], timeout=120, capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-2000:]
     env = {**os.environ, "PYTHONPATH": str(site)}
     where = subprocess.run([sys.executable, "-c", "import byol_bench, byol_bench.shipped as s; "
                             "print(byol_bench.__file__); print(s.shipped('cards')); print(s.shipped('configs'))"],
