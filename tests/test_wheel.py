@@ -72,3 +72,33 @@ def test_installed_from_the_wheel_it_lists_what_a_checkout_lists_from_an_empty_f
     assert installed.returncode == 0 and checkout.returncode == 0, err + checkout.stderr
     assert "UNUSABLE" not in out and "\n  digits " in out and "\n  byol " in out and "\n  stl10-paper " in out
     assert out == checkout.stdout
+
+
+def test_a_launchers_child_imports_the_parents_checkout_from_any_folder(tmp_path):
+    """local.py and slurm.py start `python -m byol_bench` of this interpreter; from a checkout the
+    child gets the checkout first on PYTHONPATH (never a path the code computes for itself)."""
+    from byol_bench.launch.common import child_env, entry_point
+    assert entry_point("--list") == [sys.executable, "-m", "byol_bench", "--list"]
+    env = child_env({k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    child = subprocess.run([sys.executable, "-c", "import byol_bench; print(byol_bench.CHECKOUT)"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert child.returncode == 0 and child.stdout.strip() == str(ROOT), child.stderr
+
+
+def test_slurm_without_submitit_names_the_extra_in_one_line(tmp_path):
+    """submitit is the slurm extra: a Python where it cannot be imported (None in sys.modules)."""
+    code = ("import sys; sys.modules['submitit'] = None\nfrom byol_bench.cli import main\n"
+            f"sys.exit(main(['--config', 'smoke', '--launcher', 'slurm', '--results-dir', {str(tmp_path / 'r')!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr == ('error: --launcher slurm needs submitit, the slurm extra: pip install "byol-bench[slurm]" '
+                          '(in a checkout: pip install -e ".[slurm]")\n')
+
+
+def test_an_installed_runs_provenance_names_its_version_instead_of_a_commit():
+    from byol_bench.report.provenance import _commit_label
+    installed = {"experiment": {"dependencies": ["numpy==2.0", "byol-bench==0.1.0"], "repositories": []}}
+    checkout = {"experiment": {"dependencies": [], "repositories": [{"commit": "abcdef0123456789", "dirty": True}]}}
+    assert _commit_label(installed) == "none (installed byol-bench 0.1.0)"
+    assert _commit_label(checkout) == "abcdef0123 (dirty)"
+    assert _commit_label({}) == "not recorded"
