@@ -27,7 +27,6 @@ from byol_bench.training.agreement import Agreement
 from byol_bench.training.preemption import ClaimLost
 
 
-
 @functools.lru_cache(maxsize=1)
 def _git_available() -> bool:
     """Sacred records the commit of the checkout the code runs from; an installed wheel has none."""
