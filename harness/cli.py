@@ -104,7 +104,7 @@ def print_listing() -> None:
                        ("backbones", BACKBONES), ("dataset formats", LOADERS)):
         print(f"{title}:")
         unusable = getattr(reg, "unusable", {})  # cards that failed validation: named, with why
-        width = max(len(n) for n in [*reg.names(), *unusable])
+        width = max(len(n) for n in [*reg.names(), *unusable, *(["timm/<model>"] if reg is BACKBONES else [])])
         for name in reg.names():
             print(f"  {name:<{width}}  {reg.describe(name)}")
         if reg is BACKBONES:
