@@ -146,3 +146,20 @@ def test_without_timm_a_timm_backbone_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "timm", None)  # what `import timm` meets where it is not installed
     with pytest.raises(UserError, match=r'needs timm, which is not installed: pip install "byol-bench\[timm\]"'):
         check_backbone(timm_section("timm/resnet10t"), 1, 16)
+
+
+def test_cards_are_read_from_any_traversable_not_only_a_folder(tmp_path):
+    """A plugin's cards come through importlib.resources, which may hand a zip's entries."""
+    import zipfile
+
+    from byol_bench.data import get_card, register_cards
+    from byol_bench.data.card import card_file
+
+    archive = tmp_path / "cards.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("cards/digits-zipped.yaml", DIGITS.replace("name: digits", "name: digits-zipped"))
+    DATASETS.names()
+    register_cards(zipfile.Path(archive, "cards/"), package="zipped_cards")
+    assert get_card("digits-zipped").loader == "sklearn-digits"
+    assert card_file(get_card("digits-zipped")) == f"{archive}/cards/digits-zipped.yaml"
+    assert DATASETS.origin("digits-zipped") == f"zipped_cards ({archive}/cards/digits-zipped.yaml)"
