@@ -133,7 +133,7 @@ def test_an_installed_plugin_runs_and_its_runs_outlive_it(tmp_path: Path):
         plugin = make_plugin(tmp_path / "plugin")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the venv's .pth alone
         pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check", "-q"]
-        install = subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(plugin)],
+        install = subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", "--no-index", str(plugin)],
                                  capture_output=True, text=True, env=env, timeout=180)
         assert install.returncode == 0, install.stderr[-2000:]
 
