@@ -106,7 +106,8 @@ def print_listing() -> None:
         unusable = getattr(reg, "unusable", {})  # cards that failed validation: named, with why
         width = max(len(n) for n in [*reg.names(), *unusable, *(["timm/<model>"] if reg is BACKBONES else [])])
         for name in reg.names():
-            print(f"  {name:<{width}}  {reg.describe(name)}")
+            whose = "" if reg.built_in(name) else f"  (from {reg.origin(name)})"  # a plugin's, or a card folder's
+            print(f"  {name:<{width}}  {reg.describe(name)}{whose}")
         if reg is BACKBONES:
             from byol_bench.models.timm_backbone import listing
             print(f"  {'timm/<model>':<{width}}  {listing()}")

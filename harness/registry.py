@@ -15,6 +15,7 @@ line naming the package of each (NameClashError): a plugin never silently replac
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import sys
 import importlib
@@ -40,6 +41,7 @@ class NameClashError(UserError, ValueError):
     """One name registered by two packages (a plugin and a built-in, or two plugins)."""
 
 
+@functools.lru_cache(maxsize=None)
 def package_of(module: str) -> str:
     """The distribution that installed `module` (byol-bench for the harness itself, installed or
     in a checkout), else its top-level package: for messages that must say whose a name is."""
@@ -107,6 +109,11 @@ class Registry:
     def origin(self, name: str) -> str:
         """Whose `name` is: 'byol-bench (byol_bench.methods.byol)', 'my-plugin (my_plugin.methods)'."""
         return describe_origin(*self._origins[self.canonical(name)])
+
+    def built_in(self, name: str) -> bool:
+        """Whether the harness itself registered `name` (not a plugin or a card folder)."""
+        module = self._origins[self.canonical(name)][0]
+        return module is not None and module.split(".")[0] == "byol_bench"
 
     def _discovered(self) -> None:
         """Run `discover` once, before the first lookup. Cleared first, since discovery registers

@@ -147,8 +147,9 @@ def test_an_installed_plugin_runs_and_its_runs_outlive_it(tmp_path: Path):
                              capture_output=True, text=True, env=env, timeout=180)
         assert run.returncode == 0, run.stderr[-3000:]
         listing = run.stdout
-        for name in ("byol-plug", "plug-mlp", "digits-plug"):
-            assert f"  {name} " in listing, name
+        for name in ("byol-plug", "plug-mlp", "digits-plug"):  # each shown with its package
+            [line] = [line for line in listing.splitlines() if line.startswith(f"  {name} ")]
+            assert f"(from {DIST} (" in line and "byolplug_demo" in line, line
         # A plugin's name taken by the harness: one line naming both packages.
         clash = [line for line in run.stdout.splitlines() if line.startswith("CLASH:")]
         assert len(clash) == 1 and "method 'byol' is registered twice" in clash[0], run.stdout[-2000:]
