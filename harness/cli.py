@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results", help="runs/, LEADERBOARD.md, figures (default: %(default)s)")
     p.add_argument("--download", action="store_true",
                    help="fetch and verify missing datasets that have a public direct URL, then run")
+    p.add_argument("--plugins", metavar="MOD1,MOD2",
+                   help="import these modules first (each registers methods, formats, protocols or backbones); "
+                        "added to run.plugins, so launched workers import them too")
     p.add_argument("--list", action="store_true", help="list methods, datasets, protocols, backbones")
     p.add_argument("--leaderboard", action="store_true", help="only rebuild the leaderboard from results/runs")
     p.add_argument("--dry-run", action="store_true", help="print the grid, run nothing")
@@ -115,9 +118,13 @@ def print_listing() -> None:
                        ("backbones", BACKBONES), ("dataset formats", LOADERS)):
         print(f"{title}:")
         unusable = getattr(reg, "unusable", {})  # cards that failed validation: named, with why
-        width = max(len(n) for n in [*reg.names(), *unusable])
+        width = max(len(n) for n in [*reg.names(), *unusable, *(["timm/<model>"] if reg is BACKBONES else [])])
         for name in reg.names():
-            print(f"  {name:<{width}}  {reg.describe(name)}")
+            whose = "" if reg.built_in(name) else f"  (from {reg.origin(name)})"  # a plugin's, or a card folder's
+            print(f"  {name:<{width}}  {reg.describe(name)}{whose}")
+        if reg is BACKBONES:
+            from byol_bench.models.timm_backbone import listing
+            print(f"  {'timm/<model>':<{width}}  {listing()}")
         for name, reason in sorted(unusable.items()):
             print(f"  {name:<{width}}  UNUSABLE: {reason}")
     from byol_bench.shipped import shipped, shipped_names
@@ -132,6 +139,11 @@ def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from byol_bench.launch import check_flags
     check_flags(args)
+    plugins = [m.strip() for m in (args.plugins or "").split(",") if m.strip()]
+    if args.plugins is not None and not plugins:
+        raise UserError("--plugins is empty; give a comma list of importable modules")
+    from byol_bench.registry import import_plugins
+    import_plugins(plugins)  # before anything is looked up
     if args.list:
         print_listing()
         return 0
@@ -140,6 +152,9 @@ def run(argv: list[str] | None = None) -> int:
 
     results_dir = Path(args.results_dir)
     cfg = load_config(config_source(args.config), [*_list_overrides(args), *args.set])
+    # Workers (local, SLURM) get this config: the same plugins, and card folders wherever they start.
+    cfg["run"]["plugins"] = list(dict.fromkeys([*cfg["run"]["plugins"], *plugins]))
+    cfg["data"]["cards_dirs"] = [str(Path(d).expanduser().resolve()) for d in cfg["data"]["cards_dirs"]]
     from byol_bench.store.writable import require_writable
     if args.leaderboard:
         require_writable(results_dir)

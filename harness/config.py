@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
         "gn_groups": 32,
         "width": 32,                 # small-cnn only
         "ws_gain": 1.0,              # none+ws only: scaled WS, weight * gain / sqrt(fan_in) (ours)
+        "timm_options": {},          # name timm/<model> only: more arguments of timm.create_model
+                                     # (e.g. patch_size: 4, drop_path_rate: 0.1, output_stride: 8)
     },
     "pretrain": {
         "epochs": 20,
@@ -222,7 +224,7 @@ NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir", "data.ca
 ADDED_KEYS = ("data.pretrain_splits", "data.train_subsample", "backbone.stem",
               "backbone.dropout", "backbone.dropout_stem", "pretrain.lr_schedule", "pretrain.lr_step_epochs", "pretrain.lr_gamma",
               "pretrain.weight_decay_all", "byol.tau_schedule", "byol.copy_target_bn_buffers",
-              "eval.finetune_mlp")
+              "eval.finetune_mlp", "backbone.timm_options")
 
 
 def _type_ok(key: str, value: Any, default: Any) -> bool:
@@ -289,6 +291,11 @@ def merge(base: dict, update: dict, schema: dict = DEFAULTS, prefix: str = "") -
                 raise UserError("method_options must map method names to {option: value} mappings")
             for method, opts in value.items():
                 out["method_options"].setdefault(method, {}).update(copy.deepcopy(opts))
+            continue
+        if path == "backbone.timm_options":  # free arguments of timm.create_model, checked by timm
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise UserError("backbone.timm_options must map timm.create_model argument names to values")
+            out[key] = {**out[key], **copy.deepcopy(value)}
             continue
         if key not in schema:
             raise UserError(f"unknown config key {path!r}; valid keys"

@@ -3,7 +3,8 @@
 The runner builds `Method(encoder, ...)`, prepares `method.online` with Accelerate (the EMA
 target, if any, stays outside `prepare`), and per batch calls `training_step`, then after each
 optimizer step `after_optimizer_step`. Methods register with `@METHODS.register("name")` in a
-module of the `methods/` package; METHODS imports every module there on its first lookup.
+module of the `methods/` package, or of a plugin (entry-point group `byol_bench.methods`);
+METHODS imports every module of both on its first lookup.
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import torch
 import torch.nn as nn
 
 from byol_bench.errors import UserError
-from byol_bench.registry import Registry, import_submodules
+from byol_bench.registry import Registry, discover_modules
 
-# Filled on first lookup by importing every module of the `methods` package.
-METHODS = Registry("method", discover=lambda: import_submodules("byol_bench.methods"))
+# Filled on first lookup by importing every module of the `methods` package, then the plugins'.
+METHODS = Registry("method", discover=lambda: discover_modules("byol_bench.methods", "byol_bench.methods"))
 
 
 @dataclass

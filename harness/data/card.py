@@ -26,6 +26,7 @@ import dataclasses
 import math
 import urllib.parse
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
@@ -160,7 +161,8 @@ class DatasetCard:
     sources: tuple[str, ...] = ()
 
     @classmethod
-    def from_yaml(cls, path: Path) -> "DatasetCard":
+    def from_yaml(cls, path: Path | Traversable) -> "DatasetCard":
+        """The card in `path`: a file, or a package's resource (importlib.resources)."""
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except OSError as exc:

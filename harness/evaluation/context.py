@@ -15,9 +15,10 @@ from byol_bench.training.augment import Normalize
 from byol_bench.data import LoadedDataset
 from byol_bench.data.views import as_tensor
 from byol_bench.evaluation.metrics import compute_metrics
-from byol_bench.registry import Registry, import_submodules
+from byol_bench.registry import Registry, discover_modules
 
-PROTOCOLS = Registry("protocol", discover=lambda: import_submodules("byol_bench.evaluation"))
+# Built-in protocols (every module of byol_bench.evaluation), then the plugins' (entry points).
+PROTOCOLS = Registry("protocol", discover=lambda: discover_modules("byol_bench.evaluation", "byol_bench.protocols"))
 
 
 @torch.no_grad()

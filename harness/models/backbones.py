@@ -1,19 +1,31 @@
-"""Encoders: torchvision ResNet-18/50 (optional small-image stem) and a small CPU-sized CNN.
+"""Encoders: torchvision ResNet-18/50 (optional small-image stem), a small CPU-sized CNN, any
+timm architecture (`timm/<model>`, models/timm_backbone.py), and the plugins' backbones.
 
 Every builder takes the normalisation spec (see norms.py) and returns an encoder whose forward
 gives (B, feat_dim) features; `encoder.feat_dim` says feat_dim. `ws_gain` is the gain of the
 scaled weight standardisation used by "none+ws" only (our choice; norms.WSConv2d).
+
+A plugin registers a builder with `@BACKBONES.register("name")` in a module named by an entry
+point of the group `byol_bench.backbones`. `build_encoder` calls a builder with those of
+BUILDER_ARGUMENTS its signature names (in_channels always), so a builder declares what it uses.
 """
 from __future__ import annotations
+
+import inspect
 
 import torch.nn as nn
 import torchvision
 
 from byol_bench.errors import UserError
 from byol_bench.models.norms import norm_layer, parse_norm, standardise_convs, ws_gain_for
-from byol_bench.registry import Registry
+from byol_bench.registry import Registry, discover_modules
 
-BACKBONES = Registry("backbone")
+# The built-ins register below, on import; the plugins' modules on the first lookup.
+BACKBONES = Registry("backbone", discover=lambda: discover_modules(None, "byol_bench.backbones"))
+TIMM_PREFIX = "timm/"
+# What a builder may take: the backbone section's settings, the image's channels and size.
+BUILDER_ARGUMENTS = ("in_channels", "image_size", "norm", "small_stem", "gn_groups", "width", "stem",
+                     "dropout", "dropout_stem", "ws_gain")
 
 
 class Encoder(nn.Module):
@@ -122,12 +134,36 @@ def build_backbone(name: str, **kwargs) -> Encoder:
     return BACKBONES.get(name)(**kwargs)
 
 
-def build_encoder(backbone: dict, in_channels: int) -> Encoder:
-    """The encoder a run's `backbone` config section names: the one construction path for the
-    runner and the timing tools (small-cnn alone has a width; `ws_gain` is only in the section
-    where it acts, see byol_bench.plan.grid.run_config)."""
+def check_backbone(backbone: dict, in_channels: int | None = None, image_size: int | None = None) -> None:
+    """A run's `backbone` section names a backbone that can be built (UserError otherwise),
+    before anything runs: a registered name, or timm/<model> with timm installed and the model
+    built for this image (on the meta device: no memory, no compute)."""
+    name = backbone["name"]
+    if name.startswith(TIMM_PREFIX):
+        from byol_bench.models.timm_backbone import check_timm_backbone
+        check_timm_backbone(name[len(TIMM_PREFIX):], backbone, in_channels, image_size)
+        return
+    BACKBONES.canonical(name)
+    if backbone.get("timm_options"):
+        raise UserError(f"backbone.timm_options applies to timm/<model> backbones only, not {name!r}")
+
+
+def build_encoder(backbone: dict, in_channels: int, image_size: int | None = None) -> Encoder:
+    """The encoder a run's `backbone` section names: the one construction path for the
+    runner and the timing tools. A builder gets those of BUILDER_ARGUMENTS it names (only
+    small-cnn has a width; `ws_gain` is only in the section where it acts, see
+    byol_bench.plan.grid.run_config); `image_size` is the run's (None: the builder's default)."""
     bb = backbone
-    extra = {"width": bb["width"]} if bb["name"] == "small-cnn" else {}
-    return build_backbone(bb["name"], in_channels=in_channels, norm=bb["norm"], small_stem=bb["small_stem"],
-                          gn_groups=bb["gn_groups"], stem=bb["stem"], dropout=bb["dropout"],
-                          dropout_stem=bb["dropout_stem"], ws_gain=bb.get("ws_gain", 1.0), **extra)
+    if bb["name"].startswith(TIMM_PREFIX):
+        from byol_bench.models.timm_backbone import timm_encoder
+        return timm_encoder(bb["name"][len(TIMM_PREFIX):], bb, in_channels, image_size)
+    builder = BACKBONES.get(bb["name"])
+    given = {"in_channels": in_channels, "image_size": image_size, "norm": bb["norm"],
+             "small_stem": bb["small_stem"], "gn_groups": bb["gn_groups"], "width": bb["width"], "stem": bb["stem"],
+             "dropout": bb["dropout"], "dropout_stem": bb["dropout_stem"], "ws_gain": bb.get("ws_gain", 1.0)}
+    takes = inspect.signature(builder).parameters
+    encoder = builder(**{k: v for k, v in given.items() if k in takes})
+    if not isinstance(getattr(encoder, "feat_dim", None), int):
+        raise TypeError(f"backbone {bb['name']!r} of {BACKBONES.origin(bb['name'])} returned "
+                        f"{type(encoder).__name__} without an integer `feat_dim` (the heads' input size)")
+    return encoder

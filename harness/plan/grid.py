@@ -11,6 +11,7 @@ from byol_bench.evaluation import PROTOCOLS
 from byol_bench.evaluation.transfer import check_transfer_kinds, parse_pair
 from byol_bench.method import METHODS
 from byol_bench.plan.fingerprints import Fingerprints
+from byol_bench.plan.plugins import use_plugins
 from byol_bench.plan.run_config import run_config
 from byol_bench.store.encoders import encoder_fingerprints, encoder_path
 from byol_bench.store.records import RunRecord, latest_completed, load_runs
@@ -91,6 +92,7 @@ def expand_grid(cfg: dict, runs_dir: Path) -> list[RunSpec]:
     """Every run of the grid, each with what it will do given the store under `runs_dir`:
     skip (completed with today's code and data), evaluate (its encoder is saved under
     ../encoders, from today's pretraining code and data) or pretrain."""
+    use_plugins(cfg)  # before any name is looked up
     methods, datasets, seeds, protocols = resolve_selection(cfg)
     records = load_runs(runs_dir, stale_after_s=cfg["run"]["stale_after_s"])
     completed = newest_completed(records)

@@ -17,6 +17,7 @@ from byol_bench.errors import UserError
 from byol_bench.evaluation.metrics import higher_is_better
 from byol_bench.evaluation.transfer import transfer_targets
 from byol_bench.method import METHODS
+from byol_bench.models.backbones import check_backbone
 from byol_bench.models.norms import parse_norm
 from byol_bench.plan.fingerprints import Fingerprints
 
@@ -37,6 +38,8 @@ def run_config(cfg: dict, dataset: str, method: str, seed: int, protocols: list[
     if cfg["benchmark"]["recipe"]:
         rc["recipe"] = cfg["benchmark"]["recipe"]  # identity, and the leaderboard's dataset label
     method_config(cfg, method, rc)
+    if "backbone" in rc:  # an unknown or unbuildable backbone fails here, before anything runs
+        check_backbone(rc["backbone"], card.channels, rc["data"]["image_size"])
     rc["run_hash"] = config_hash(rc)  # the run: pretraining and evaluation (as before)
     rc["pretrain_hash"] = config_hash(pretraining_part(rc))
     rc["describe"] = describe_run(rc, cls, card)

@@ -11,6 +11,6 @@ from byol_bench.models.backbones import build_encoder
 
 def build_method(run_config: dict, in_channels: int, num_classes: int, task: str) -> Method:
     """The method `run_config["method"]` with the encoder its `backbone` section names."""
-    encoder = build_encoder(run_config["backbone"], in_channels)
+    encoder = build_encoder(run_config["backbone"], in_channels, run_config.get("data", {}).get("image_size"))
     cls = METHODS.get(run_config["method"])
     return cls(encoder, run_config, run_config["method_options"], num_classes, task)
