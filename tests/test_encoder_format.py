@@ -6,9 +6,9 @@ import math
 import re
 from pathlib import Path
 
-import pytest
 import torch
 import torch.nn as nn
+from safetensors import safe_open
 
 from byol_bench.cli import main
 from byol_bench.config import load_config
@@ -75,6 +75,9 @@ def test_round_trip_is_bit_identical_and_carries_the_old_formats_metadata(tmp_pa
     path = encoder_path(tmp_path, "abc")
     assert path.name == "abc.safetensors"
     save_encoder(path, model, STATS, "abc", 17, CURVES, FINGERPRINTS)
+    with safe_open(path, framework="pt") as f:  # what other tools see: tensors, and JSON strings in the metadata
+        assert sorted(f.metadata()) == ["curves", "fingerprints", "pretrain_hash", "run_id", "train_stats"]
+        assert json.loads(f.metadata()["fingerprints"]) == FINGERPRINTS and f.metadata()["run_id"] == "17"
     new = load_encoder(path)
     expected = model.state_dict()
     assert sorted(new["state_dict"]) == sorted(expected)
@@ -114,7 +117,8 @@ def test_an_old_pt_encoder_is_found_read_and_replaced_by_a_new_save(tmp_path):
     assert all(same_bits(payload["state_dict"][k], v) for k, v in model.state_dict().items())
     save_encoder(encoder_path(tmp_path, "abc"), model, STATS, "abc", "6", CURVES, FINGERPRINTS)
     assert sorted(p.name for p in (tmp_path / "encoders").iterdir()) == ["abc.safetensors"]
-    assert encoder_path(tmp_path, "abc").suffix == ".safetensors" and load_encoder(encoder_path(tmp_path, "abc"))["run_id"] == "6"
+    now = encoder_path(tmp_path, "abc")
+    assert now.suffix == ".safetensors" and load_encoder(now)["run_id"] == "6"
 
 
 def test_a_store_with_an_old_pt_encoder_evaluates_it_and_pretrains_nothing(tmp_path, capsys):
