@@ -10,9 +10,10 @@ uint8, random), into a temporary folder (deleted afterwards unless --keep). Then
 (`load_dataset_shared`), touches every page of every split (a sum in chunks), then iterates
 --batches batches of the pretraining loader (`byol_bench.training.loop.make_loader`, BYOL, batch 256
 over all processes, so every process draws from all 104,500 train + unlabeled images). Each
-process reports, from /proc/self/smaps_rollup and /proc/self/smaps, after the imports, after
-loading, after touching and after the loader: Rss, Pss, Shared_Clean, Private_Clean,
-Private_Dirty, Anonymous, the part of Rss that maps the cache files, and its peak (VmHWM).
+process reports, through psutil (the kernel's /proc/self/smaps_rollup and /proc/self/smaps),
+after the imports, after loading, after touching and after the loader: Rss, Pss, Shared_Clean,
+USS (Private_Clean + Private_Dirty), Anonymous, the part of Rss that maps the cache files, and
+its peak (VmHWM).
 
 `--mode copy` measures what the runner did before: every process reads the arrays into its
 own memory (np.load without mmap) and pretrains from np.concatenate(train, unlabeled).
@@ -36,7 +37,6 @@ from byol_bench.data.card import DatasetCard
 from byol_bench.errors import UserError
 
 SIDE, CHANNELS, CLASSES = 96, 3, 10
-FIELDS = ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Anonymous")
 
 
 def synthetic_card() -> DatasetCard:
@@ -78,22 +78,25 @@ def write_synthetic_cache(tmp: Path, sizes: dict[str, int], chunk: int = 2048) -
 # ----------------------------------------------------------------------------- in each process
 
 def memory(cache_folder: Path) -> dict[str, float]:
-    """MiB: the process's smaps_rollup fields, the part mapping files under `cache_folder`, VmHWM."""
-    out: dict[str, float] = {}
-    for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
-        key, _, value = line.partition(":")
-        if key in FIELDS:
-            out[key] = int(value.split()[0]) / 1024
-    cache = {f"cache_{k}": 0.0 for k in ("Rss", "Pss", "Shared_Clean", "Private_Clean", "Private_Dirty")}
-    inside = False
+    """MiB: this process's Rss, Pss, USS (private), Shared_Clean, Shared_Dirty and Anonymous, the
+    part mapping files under `cache_folder`, and its peak Rss (VmHWM). psutil reads the kernel's
+    figures: Pss and USS from /proc/self/smaps_rollup (`memory_full_info`; the per-mapping sums
+    would round Pss down by up to 1 KiB a mapping), the rest per mapped file from /proc/self/smaps
+    (`memory_maps`, whose sums of whole pages are exact)."""
+    import psutil
+
+    proc = psutil.Process()
+    maps = proc.memory_maps(grouped=True)
+    full = proc.memory_full_info()
+    mib = 2 ** 20
+    out = {"Pss": full.pss / mib, "USS": full.uss / mib}
+    for field in ("Rss", "Shared_Clean", "Shared_Dirty", "Anonymous"):
+        out[field] = sum(getattr(m, field.lower()) for m in maps) / mib
     prefix = str(cache_folder)
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split()
-        if head and "-" in head[0] and not head[0].endswith(":"):   # a mapping's header line
-            inside = len(head) >= 6 and head[5].startswith(prefix)
-        elif inside and f"cache_{head[0][:-1]}" in cache:
-            cache[f"cache_{head[0][:-1]}"] += int(head[1]) / 1024
-    out.update(cache)
+    in_cache = [m for m in maps if m.path.startswith(prefix)]
+    for field in ("Rss", "Pss", "Shared_Clean", "Private_Clean", "Private_Dirty"):
+        out[f"cache_{field}"] = sum(getattr(m, field.lower()) for m in in_cache) / mib
+    # psutil has no peak Rss on Linux: the kernel's high-water mark from /proc/self/status.
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             out["peak_Rss"] = int(line.split()[1]) / 1024
@@ -171,9 +174,8 @@ def table(reports: list[dict]) -> str:
     for r in reports:
         for stage in ("imported", "loaded", "touched", "after_loader"):
             m = r[stage]
-            private = m["Private_Clean"] + m["Private_Dirty"]
             rows.append(f"| {r['rank']} | {stage} | {m['Rss']:.0f} | {m['Pss']:.0f} | {m['Shared_Clean']:.0f} | "
-                        f"{private:.0f} | {m['Anonymous']:.0f} | {m['cache_Rss']:.0f} / {m['cache_Pss']:.0f} | "
+                        f"{m['USS']:.0f} | {m['Anonymous']:.0f} | {m['cache_Rss']:.0f} / {m['cache_Pss']:.0f} | "
                         f"{m['peak_Rss']:.0f} |")
     return "\n".join(rows) + "\n(MiB)"
 

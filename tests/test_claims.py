@@ -85,7 +85,7 @@ def test_a_stopped_holder_is_taken_over_and_ends_interrupted_never_completed(tmp
     # The first run (the stopped holder) is the interrupted one, and says why.
     assert runs[0]["run"]["status"] == "INTERRUPTED"
     assert "INTERRUPTED digits / byol / seed 0" in outs[0][0] and "taken over by another invocation" in outs[0][0]
-    assert len(list((results / "encoders").glob("*.pt"))) == 1
+    assert len(list((results / "encoders").glob("*.safetensors"))) == 1
     assert not list((results / "claims").glob("*.json"))  # the new holder released; the old removed nothing
 
 

@@ -53,5 +53,5 @@ def test_a_run_waits_for_the_encoder_another_invocation_is_pretraining(tmp_path,
     assert runs[20]["info"]["pretrain_steps"] == 20 * 16
     assert runs[5]["info"]["pretrain_steps"] == 0  # trained nothing: evaluated the other's encoder
     assert runs[5]["info"]["pretrained_by"]["run_id"] == runs[20]["id"]
-    assert len(list((results / "encoders").glob("*.pt"))) == 1
+    assert len(list((results / "encoders").glob("*.safetensors"))) == 1
     assert not list((results / "claims").glob("*.json"))

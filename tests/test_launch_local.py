@@ -23,6 +23,7 @@ import torch
 
 from bounded import deadline
 from byol_bench.cli import main
+from byol_bench.store.encoders import load_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config", str(ROOT / "configs/smoke.yaml"), "--set", "backbone.width=4", "--set", "byol.proj_hidden=16",
@@ -57,7 +58,7 @@ def numbers(record: dict) -> tuple:
 
 
 def encoders(results: Path) -> dict:
-    return {p.stem: torch.load(p, weights_only=True)["state_dict"] for p in (results / "encoders").glob("*.pt")}
+    return {p.stem: load_encoder(p)["state_dict"] for p in (results / "encoders").glob("*.safetensors")}
 
 
 def threads_per_worker() -> int:

@@ -23,6 +23,7 @@ pytest.importorskip("submitit")
 
 from bounded import deadline  # noqa: E402
 from byol_bench.cli import main  # noqa: E402
+from byol_bench.store.encoders import load_encoder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--config", str(ROOT / "configs/smoke.yaml"), "--set", "backbone.width=4", "--set", "byol.proj_hidden=16",
@@ -86,7 +87,7 @@ def numbers(record: dict) -> tuple:
 
 
 def encoders(results: Path) -> dict[str, dict]:
-    return {p.stem: torch.load(p, weights_only=True)["state_dict"] for p in (results / "encoders").glob("*.pt")}
+    return {p.stem: load_encoder(p)["state_dict"] for p in (results / "encoders").glob("*.safetensors")}
 
 
 def assert_same_as_inline(results: Path, inline: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from byol_bench.cli import main
+from byol_bench.store.encoders import load_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--seeds", "1",
@@ -31,8 +32,8 @@ def completed(results: Path) -> dict:
 
 
 def encoder_state(results: Path) -> dict:
-    (path,) = (results / "encoders").glob("*.pt")
-    return torch.load(path, weights_only=True)["state_dict"]
+    (path,) = (results / "encoders").glob("*.safetensors")
+    return load_encoder(path)["state_dict"]
 
 
 def scores(run: dict) -> dict:

@@ -21,6 +21,7 @@ from byol_bench.config import load_config
 from byol_bench.data import load_dataset
 from byol_bench.plan.grid import expand_grid
 from byol_bench.run.build import build_method
+from byol_bench.store.encoders import load_encoder
 from byol_bench.training import checkpointing
 from byol_bench.training.checkpointing import Checkpointing
 from byol_bench.training.loop import train
@@ -56,8 +57,8 @@ def runs(results: Path) -> list[dict]:
 
 
 def encoder_state(results: Path) -> dict:
-    (path,) = (results / "encoders").glob("*.pt")
-    return torch.load(path, weights_only=True)["state_dict"]
+    (path,) = (results / "encoders").glob("*.safetensors")
+    return load_encoder(path)["state_dict"]
 
 
 @pytest.mark.multiprocess

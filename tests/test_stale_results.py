@@ -18,7 +18,7 @@ from byol_bench.config import load_config
 from byol_bench.plan.grid import expand_grid
 from byol_bench.run.build import build_method
 from byol_bench.store.checkpoints import checkpoint_dir, write_checkpoint
-from byol_bench.store.encoders import encoder_path
+from byol_bench.store.encoders import encoder_path, load_encoder
 
 ROOT = Path(byol_bench.__file__).resolve().parents[1]  # the checkout under test, copied and edited
 # Two methods that share byol.py, two seeds, one epoch on 64 images, kNN only.
@@ -172,7 +172,7 @@ def test_checkpoints_of_other_code_or_that_do_not_fit_are_set_aside_and_the_run_
     assert "resumed_from" not in json.loads((run / "info.json").read_text())
     config = json.loads((run / "config.json").read_text())
     assert config["fingerprints"] == json.loads(json.dumps(rc["fingerprints"]))
-    saved = torch.load(encoder_path(results, rc["pretrain_hash"]), weights_only=True)
+    saved = load_encoder(encoder_path(results, rc["pretrain_hash"]))
     fp = rc["fingerprints"]
     assert saved["fingerprints"] == {"method_code": fp["method_code"], "shared_code": fp["shared_code"],
                                      "data": {"digits": fp["data"]["digits"]}}
@@ -182,7 +182,7 @@ def test_an_encoder_of_other_pretraining_code_is_set_aside_not_evaluated(tmp_pat
     results = tmp_path / "results"
     args, rc = tiny_store(results)
     encoder = build_method(rc, 1, 10, "multiclass").encoder
-    path = encoder_path(results, rc["pretrain_hash"])
+    path = encoder_path(results, rc["pretrain_hash"]).with_suffix(".pt")  # as stores before safetensors hold it
     path.parent.mkdir(parents=True)
     torch.save({"state_dict": encoder.state_dict(), "train_stats": {"img_per_s": 1.0, "seconds": 1.0, "peak_mem_mb": 0.0},
                 "pretrain_hash": rc["pretrain_hash"], "run_id": "1", "curves": [], "fingerprints": OTHER_CODE}, path)

@@ -41,7 +41,7 @@ def test_changed_evaluation_reuses_the_saved_encoders_and_trains_nothing(tmp_pat
     assert main([*grid, str(store)]) == 0
     first = runs(store)
     assert all(r["info"]["pretrain_steps"] > 0 for r in first if r["config"]["method"] == "byol")
-    encoders = sorted((store / "encoders").glob("*.pt"))
+    encoders = sorted((store / "encoders").glob("*.safetensors"))
     assert len(encoders) == 2 and all(load_encoder(p) is not None for p in encoders)
 
     capsys.readouterr()
@@ -65,7 +65,7 @@ def test_changed_evaluation_reuses_the_saved_encoders_and_trains_nothing(tmp_pat
             assert scores == {k: v for k, v in twin["run"]["result"].items() if not k.startswith("cost/")}
             if r["config"]["method"] == "byol":  # the pretraining's curves travel with the encoder
                 assert r["metrics"]["train/loss"]["values"] == twin["metrics"]["train/loss"]["values"]
-    assert len(list((store / "encoders").glob("*.pt"))) == 2
+    assert len(list((store / "encoders").glob("*.safetensors"))) == 2
 
 
 KILLABLE = """

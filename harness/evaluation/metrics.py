@@ -2,7 +2,9 @@
 
 One door, `compute_metrics(task, y_true, scores)`, returns a flat dict of floats for
 run.json (`"<protocol>/<metric>"` once the protocol prefixes it). The pieces it is built from
-are small pure functions that the tests pin against hand computations and scikit-learn.
+are small pure functions: AUROC, balanced accuracy and macro-F1 are scikit-learn's, wrapped
+for the one-class rule (NaN where a label has one class in y_true); the tests pin them with
+hand computations.
 
 Score conventions (scores are whatever the probe or the fine-tuned head emits):
 - multiclass: a row counts as probabilities when every entry lies in [0, 1] and the row sums
@@ -16,32 +18,29 @@ Score conventions (scores are whatever the probe or the fine-tuned head emits):
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
-from scipy.stats import rankdata
 
 TASKS = ("multiclass", "multilabel")
 
 
 def binary_auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve of `scores` for the 0/1 labels `y_true`.
-
-    Mann-Whitney form: AUROC = (R_pos - n_pos (n_pos + 1) / 2) / (n_pos n_neg), where R_pos is
-    the sum of the ranks of the positives among all scores, tied scores sharing their average
-    rank (so a tie between a positive and a negative counts 1/2). This equals the trapezoidal
-    ROC area (Hanley & McNeil 1982, Radiology 143:29-36). NaN when only one class is present.
+    """Area under the ROC curve of `scores` for the 0/1 labels `y_true`: sklearn's
+    `roc_auc_score` (the trapezoidal ROC area, so a tie between a positive and a negative counts
+    1/2), or NaN when only one class is present, where sklearn raises instead. Equals the
+    Mann-Whitney rank form (R_pos - n_pos (n_pos + 1) / 2) / (n_pos n_neg) (Hanley & McNeil 1982,
+    Radiology 143:29-36), which this module computed before (tests/test_metrics_sklearn.py).
     """
     y_true = np.asarray(y_true).astype(bool).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if y_true.shape != scores.shape:
         raise ValueError(f"y_true has {y_true.size} entries, scores {scores.size}")
     n_pos = int(y_true.sum())
-    n_neg = y_true.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if n_pos == 0 or n_pos == y_true.size:
         return float("nan")
-    ranks = rankdata(scores, method="average")
-    rank_sum_pos = ranks[y_true].sum()
-    return float((rank_sum_pos - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    from sklearn.metrics import roc_auc_score  # here: importing sklearn.metrics costs ~0.5 s at plan time
+    return float(roc_auc_score(y_true, scores))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -73,28 +72,26 @@ def label_probabilities(scores: np.ndarray) -> np.ndarray:
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean over the classes present in y_true of recall_c = |pred = c and true = c| / |true = c|.
-
-    Brodersen et al. 2010 (ICPR); equals sklearn's `balanced_accuracy_score` (adjusted=False).
+    """Mean over the classes present in y_true of recall_c = |pred = c and true = c| / |true = c|
+    (Brodersen et al. 2010, ICPR): sklearn's `balanced_accuracy_score` (adjusted=False).
     Classes that are only predicted have no recall and do not count.
     """
-    recalls = [np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]
-    return float(np.mean(recalls))
+    from sklearn.metrics import balanced_accuracy_score
+
+    with warnings.catch_warnings():
+        # sklearn warns "y_pred contains classes not in y_true": they do not count, as intended.
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Unweighted mean over the classes present in y_true or y_pred of F1_c = 2 TP / (2 TP + FP + FN).
-
-    sklearn's `f1_score(average="macro", zero_division=0)` convention: a class that is never
-    predicted scores 0 (its precision is undefined), and it still counts in the mean.
+    """Unweighted mean over the classes present in y_true or y_pred of F1_c = 2 TP / (2 TP + FP + FN):
+    sklearn's `f1_score(average="macro", zero_division=0)`. A class that is never predicted
+    scores 0 (its precision is undefined), and it still counts in the mean.
     """
-    f1s = []
-    for c in np.union1d(y_true, y_pred):
-        tp = np.sum((y_pred == c) & (y_true == c))
-        fp = np.sum((y_pred == c) & (y_true != c))
-        fn = np.sum((y_pred != c) & (y_true == c))
-        f1s.append(2.0 * tp / (2.0 * tp + fp + fn))
-    return float(np.mean(f1s))
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
 
 
 def one_vs_rest_aurocs(y_true: np.ndarray, probabilities: np.ndarray) -> np.ndarray:

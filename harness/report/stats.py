@@ -12,6 +12,7 @@ Pure functions of numbers (scipy for the distributions); nothing here reads runs
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -25,14 +26,19 @@ def _as_vector(values: Sequence[float]) -> np.ndarray:
 
 
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Student-t CI of the mean: mean -/+ t_{(1+confidence)/2, n-1} * s / sqrt(n), s with ddof=1.
-    (NaN, NaN) when n < 2, where no spread can be estimated."""
+    """Student-t CI of the mean, mean -/+ t_{(1+confidence)/2, n-1} * s / sqrt(n) with s at ddof=1:
+    scipy's `ttest_1samp(values, 0).confidence_interval(confidence)`. (NaN, NaN) when n < 2, where
+    no spread can be estimated (scipy would warn and return NaN too); (mean, mean) when every
+    value is the same; NaN bounds when a value is NaN."""
     n = values.size
     if n < 2:
         return float("nan"), float("nan")
-    mean = values.mean()
-    half_width = scipy_stats.t.ppf(0.5 + confidence / 2.0, n - 1) * values.std(ddof=1) / math.sqrt(n)
-    return float(mean - half_width), float(mean + half_width)
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        # Equal values: t = d / 0 (scipy's "catastrophic cancellation" warning); the bounds,
+        # mean -/+ t_q * 0, are still the degenerate interval (mean, mean).
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = scipy_stats.ttest_1samp(values, 0.0).confidence_interval(confidence)
+    return float(ci.low), float(ci.high)
 
 
 def summarize(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
@@ -54,7 +60,8 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
         p~_(i) = min(1, max_{j <= i} (m - j + 1) p_(j)).
     Rejecting H_i when p~_i <= alpha is Holm's procedure at family-wise level alpha. The running
     max keeps the adjusted values in the order of the raw ones; NaN entries stay NaN, in place,
-    and do not count in m. Same values as statsmodels' `multipletests(method="holm")`.
+    and do not count in m. Same values as statsmodels' `multipletests(method="holm")`, written
+    here because it is five lines and statsmodels would be a dependency for them alone.
     """
     p = _as_vector(pvalues)
     adjusted = np.full_like(p, np.nan)

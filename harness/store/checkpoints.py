@@ -5,7 +5,8 @@
 One file per checkpoint, named by the optimisation step it continues from. Each is written to
 a temporary file, fsynced and renamed (a half-written file is never read, also on NFS), and
 read with `torch.load(weights_only=True)` (tensors, numbers, strings, lists and dicts only: it
-cannot run code). The newest readable one is resumed from; one whose content is bad (truncated,
+cannot run code; ours, not accelerate's save_state/load_state, whose load_custom_state unpickles
+with weights_only=False). The newest readable one is resumed from; one whose content is bad (truncated,
 corrupt, not a checkpoint) is renamed `*.corrupt`, reported in one line, and the next older one
 is tried (or the run starts from scratch). One that cannot be read for a reason outside the file
 (permissions, a transient EIO or ESTALE, memory) is left in place and the run fails in one line

@@ -6,6 +6,8 @@
   work, so data loading never bounds a CPU run, and on a GPU the CPU workers are free.
 - `v2`: the reference per-sample pipeline from torchvision.transforms.v2, run in DataLoader
   workers (`data.num_workers`).
+Not kornia: its random augmentations draw from torch's global RNG, and the batched backend
+draws every parameter from the run's own generators (exact resume, reproducible views).
 
 Both draw the same distributions: RandomResizedCrop(scale, ratio 3/4..4/3, 10 tries then the
 whole image), horizontal flip, ColorJitter(b, c, s, h) with probability p, grayscale, Gaussian
