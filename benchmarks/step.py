@@ -16,6 +16,12 @@ spell of the machine cancels). On CUDA every timed step is bracketed by torch.cu
 `peak_mem_mb` is the method's peak allocated memory; on CPU it is the peak resident memory of the
 process during the method's steps, which includes the other methods' resident models (compare
 methods by difference).
+
+`--logging-overhead` times what step-level logging (run.log_every_steps) adds to a step instead:
+each round takes one step without it and one with it (the gradient norm and the on-device sums,
+byol_bench.training.step_log), in alternating order; the interval's one host read (`flush`) is
+timed on its own after each logged step. `logging_overhead_pct` = (median over rounds of
+with / without - 1) + flush / (every x step without), in percent: the cost at that interval.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from accelerate import Accelerator
 
-from byol_bench.config import load_config
+from byol_bench.config import DEFAULTS, load_config
 from byol_bench.errors import UserError
 from byol_bench.method import METHODS, Method, StepContext
 from byol_bench.plan.run_config import method_config
@@ -37,6 +43,7 @@ from byol_bench.run.build import build_method as build_run_method
 from byol_bench.training.optim import build_optimizer
 from byol_bench.run.cost import PeakMemory
 from byol_bench.training.loop import train_step
+from byol_bench.training.step_log import StepLog
 
 NUM_CLASSES = 10
 UNLABELED_FRACTION = 0.1
@@ -95,6 +102,52 @@ def timed_step(bench: Bench, views, labels, accelerator: Accelerator, sampler: P
     return seconds, sampler.stop()
 
 
+def timed(fn, cuda: bool) -> float:
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def logging_overhead(bench: Bench, views, labels, accelerator: Accelerator, every: int, rounds: int,
+                     warmup: int) -> dict:
+    """The cost of step-level logging at interval `every` (see the module docstring)."""
+    cuda = accelerator.device.type == "cuda"
+    bench.ctx.labels = labels
+    step_log = StepLog(every, lambda values, step: None)
+
+    def plain():
+        train_step(bench.method, bench.model, bench.optimizer, accelerator, views, bench.ctx, bench.lr,
+                   bench.max_grad_norm)
+
+    def logged():
+        loss, logs, norm = train_step(bench.method, bench.model, bench.optimizer, accelerator, views, bench.ctx,
+                                      bench.lr, bench.max_grad_norm, grad_norm=True)
+        step_log.add(loss, logs, norm, views[0].shape[0])
+
+    def flush():
+        step_log.flush(bench.ctx.step, {"lr": bench.lr, **bench.method.schedule_figures(bench.ctx.step - 1,
+                                                                                         bench.ctx)})
+    for _ in range(warmup):
+        plain(), logged(), flush()
+    off, on, flushes = [], [], []
+    for r in range(rounds):
+        for kind in (("off", "on") if r % 2 == 0 else ("on", "off")):
+            (off if kind == "off" else on).append(timed(plain if kind == "off" else logged, cuda))
+        flushes.append(timed(flush, cuda))
+        print(f"round {r + 1}/{rounds}: off {1e3 * off[-1]:.1f} ms, on {1e3 * on[-1]:.1f} ms, "
+              f"flush {1e3 * flushes[-1]:.2f} ms", file=sys.stderr, flush=True)
+    step_off, flush_s = statistics.median(off), statistics.median(flushes)
+    per_step = statistics.median(b / a for a, b in zip(off, on)) - 1
+    return {"method": bench.name, "every": every, "step_ms_off": round(1e3 * step_off, 3),
+            "step_ms_on": round(1e3 * statistics.median(on), 3), "flush_ms": round(1e3 * flush_s, 3),
+            "per_step_pct": round(100 * per_step, 3),
+            "logging_overhead_pct": round(100 * (per_step + flush_s / (every * step_off)), 3)}
+
+
 def run(args) -> list[dict]:
     names = METHODS.select(args.methods)
     if args.threads > 0:
@@ -113,6 +166,8 @@ def run(args) -> list[dict]:
     labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
     labels[torch.rand(args.batch_size, device=device) < UNLABELED_FRACTION] = -1
     sampler = PeakMemory(device)
+    if args.logging_overhead:
+        return [logging_overhead(b, views, labels, accelerator, args.every, args.steps, args.warmup) for b in benches]
 
     for bench in benches:
         for _ in range(args.warmup):
@@ -155,14 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (0: torch's default); 1 avoids stalls on a shared CPU")
     p.add_argument("--config", help="YAML config for the heads, optimizer, precision (default: DEFAULTS)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    p.add_argument("--logging-overhead", action="store_true",
+                   help="time each step with and without step-level logging instead (see above)")
+    p.add_argument("--every", type=int, default=DEFAULTS["run"]["log_every_steps"],
+                   help="--logging-overhead: the logging interval (default: run.log_every_steps, %(default)s)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.steps < 1 or args.warmup < 0 or args.batch_size < 2:
-            raise UserError("need --steps >= 1, --warmup >= 0 and --batch-size >= 2")
+        if args.steps < 1 or args.warmup < 0 or args.batch_size < 2 or args.every < 1:
+            raise UserError("need --steps >= 1, --warmup >= 0, --batch-size >= 2 and --every >= 1")
         rows = run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
