@@ -21,11 +21,11 @@ tb=$!
 trap 'kill $tb' EXIT
 for _ in $(seq 60); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 1; done
 
-# The time-series page (TensorBoard's default scalars view), with the step-level figures'
-# card group expanded; virtual time lets the frontend fetch and draw every chart.
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1400,1000 \
-    --virtual-time-budget=30000 --screenshot="$png" \
-    "http://127.0.0.1:$port/?pinnedCards=&tagFilter=step%7Cmonitor#timeseries"
+# TensorBoard's SCALARS page, filtered to the step-level and per-epoch monitor tags, no
+# smoothing; virtual time lets the frontend fetch and draw every chart.
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1600,1300 \
+    --virtual-time-budget=60000 --screenshot="$png" \
+    "http://127.0.0.1:$port/#scalars&tagFilter=step%7Cmonitor&_smoothingWeight=0" 2>/dev/null
 python - "$png" <<'EOF'
 import sys
 from PIL import Image  # keep the committed figure small: a 256-colour palette

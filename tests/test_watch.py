@@ -129,6 +129,8 @@ def test_tensorboard_shows_step_figures_at_the_interval_and_epoch_figures(smoke)
     assert [s for s, _ in scalars["monitor/knn_val_accuracy"]] == [total]  # every 2nd epoch
     assert 0.0 <= metrics["monitor/knn_val_accuracy"]["values"][0] <= 1.0
     assert [v for _, v in scalars["epoch/loss"]] == pytest.approx(metrics["train/loss"]["values"], rel=1e-6)
+    result = json.loads((run / "run.json").read_text())["result"]
+    assert scalars["result/knn/accuracy"] == [(total, pytest.approx(result["knn/accuracy"], rel=1e-6))]
 
 
 def test_a_missing_tracker_package_is_one_line_before_the_grid(tmp_path, capsys):

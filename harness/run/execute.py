@@ -131,6 +131,8 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     result["cost/pretrain_s"] = costs["seconds"]
     result["cost/peak_mem_mb"] = costs["peak_mem_mb"]
     result["cost/wall_s"] = time.perf_counter() - start
+    if watch["log_with"] != "none":  # the run's final figures beside its curves (main process only)
+        accelerator.log({f"result/{k}": v for k, v in result.items()}, step=info.get("pretrain_steps", 0))
     return result
 
 
