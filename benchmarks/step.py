@@ -17,11 +17,13 @@ spell of the machine cancels). On CUDA every timed step is bracketed by torch.cu
 process during the method's steps, which includes the other methods' resident models (compare
 methods by difference).
 
-`--logging-overhead` times what step-level logging (run.log_every_steps) adds to a step instead:
-each round takes one step without it and one with it (the gradient norm and the on-device sums,
-byol_bench.training.step_log), in alternating order; the interval's one host read (`flush`) is
-timed on its own after each logged step. `logging_overhead_pct` = (median over rounds of
-with / without - 1) + flush / (every x step without), in percent: the cost at that interval.
+`--logging-overhead` times what step-level logging (run.log_every_steps) adds to a step instead.
+`extras_ms`: what a logged step adds, timed alone (the gradient norm over the model's gradients
+and the on-device sums, byol_bench.training.step_log); `flush_ms`: the interval's one host read
+and log; `logging_overhead_pct` = (extras + flush / every) / step, in percent. Cross-check:
+each round also takes one whole step without logging and one with it, in alternating order, and
+`paired_pct` is the mean over the two orders of the median ratio with / without, minus 1 (on a
+shared machine its noise is far above the cost it measures).
 """
 from __future__ import annotations
 
@@ -131,21 +133,36 @@ def logging_overhead(bench: Bench, views, labels, accelerator: Accelerator, ever
     def flush():
         step_log.flush(bench.ctx.step, {"lr": bench.lr, **bench.method.schedule_figures(bench.ctx.step - 1,
                                                                                          bench.ctx)})
+    params = [p for p in bench.model.parameters() if p.requires_grad]
+    loss, logs = torch.zeros((), device=accelerator.device), {"loss/byol": torch.zeros((), device=accelerator.device)}
+
+    def extras():  # what a logged step adds, alone: the gradient norm and the on-device sums
+        step_log.add(loss, logs, torch.nn.utils.get_total_norm([p.grad for p in params]), views[0].shape[0])
+
     for _ in range(warmup):
         plain(), logged(), flush()
-    off, on, flushes = [], [], []
+    ratios: dict[bool, list[float]] = {True: [], False: []}  # by order: off first or on first
+    off, on, flushes, added = [], [], [], []
     for r in range(rounds):
-        for kind in (("off", "on") if r % 2 == 0 else ("on", "off")):
+        off_first = r % 2 == 0
+        for kind in (("off", "on") if off_first else ("on", "off")):
             (off if kind == "off" else on).append(timed(plain if kind == "off" else logged, cuda))
+        ratios[off_first].append(on[-1] / off[-1])
         flushes.append(timed(flush, cuda))
+        for p in params:  # gradients of the model's shapes (a step sets them to None)
+            p.grad = torch.ones_like(p)
+        added.append(timed(extras, cuda))
+        for p in params:
+            p.grad = None
         print(f"round {r + 1}/{rounds}: off {1e3 * off[-1]:.1f} ms, on {1e3 * on[-1]:.1f} ms, "
-              f"flush {1e3 * flushes[-1]:.2f} ms", file=sys.stderr, flush=True)
-    step_off, flush_s = statistics.median(off), statistics.median(flushes)
-    per_step = statistics.median(b / a for a, b in zip(off, on)) - 1
+              f"flush {1e3 * flushes[-1]:.2f} ms, extras {1e3 * added[-1]:.3f} ms", file=sys.stderr, flush=True)
+    step_off, flush_s, added_s = statistics.median(off), statistics.median(flushes), statistics.median(added)
+    # Either order's median ratio, averaged: a step's position in the pair cancels to first order.
+    paired = statistics.mean(statistics.median(v) for v in ratios.values() if v) - 1
     return {"method": bench.name, "every": every, "step_ms_off": round(1e3 * step_off, 3),
-            "step_ms_on": round(1e3 * statistics.median(on), 3), "flush_ms": round(1e3 * flush_s, 3),
-            "per_step_pct": round(100 * per_step, 3),
-            "logging_overhead_pct": round(100 * (per_step + flush_s / (every * step_off)), 3)}
+            "step_ms_on": round(1e3 * statistics.median(on), 3), "extras_ms": round(1e3 * added_s, 4),
+            "flush_ms": round(1e3 * flush_s, 3), "paired_pct": round(100 * paired, 3),
+            "logging_overhead_pct": round(100 * (added_s + flush_s / every) / step_off, 3)}
 
 
 def run(args) -> list[dict]:

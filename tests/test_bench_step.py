@@ -56,7 +56,9 @@ def test_bench_step_logging_overhead_mode_times_steps_with_and_without_logging(c
                             "--set", "byol.pred_hidden=16", "--set", "byol.proj_dim=8"])
     assert code == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert set(row) == {"method", "every", "step_ms_off", "step_ms_on", "flush_ms", "per_step_pct",
+    assert set(row) == {"method", "every", "step_ms_off", "step_ms_on", "extras_ms", "flush_ms", "paired_pct",
                         "logging_overhead_pct"}
     assert row["method"] == "byol" and row["every"] == 5
-    assert row["step_ms_off"] > 0 and row["step_ms_on"] > 0 and row["flush_ms"] > 0
+    assert row["step_ms_off"] > 0 and row["step_ms_on"] > 0 and row["flush_ms"] > 0 and row["extras_ms"] > 0
+    assert row["logging_overhead_pct"] == pytest.approx(
+        100 * (row["extras_ms"] + row["flush_ms"] / 5) / row["step_ms_off"], rel=0.02, abs=1e-3)
