@@ -45,7 +45,7 @@ from byol_bench.run.build import build_method as build_run_method
 from byol_bench.training.optim import build_optimizer
 from byol_bench.run.cost import PeakMemory
 from byol_bench.training.loop import train_step
-from byol_bench.training.step_log import StepLog
+from byol_bench.training.step_log import StepLog, total_grad_norm
 
 NUM_CLASSES = 10
 UNLABELED_FRACTION = 0.1
@@ -137,7 +137,7 @@ def logging_overhead(bench: Bench, views, labels, accelerator: Accelerator, ever
     loss, logs = torch.zeros((), device=accelerator.device), {"loss/byol": torch.zeros((), device=accelerator.device)}
 
     def extras():  # what a logged step adds, alone: the gradient norm and the on-device sums
-        step_log.add(loss, logs, torch.nn.utils.get_total_norm([p.grad for p in params]), views[0].shape[0])
+        step_log.add(loss, logs, total_grad_norm(params), views[0].shape[0])
 
     for _ in range(warmup):
         plain(), logged(), flush()

@@ -213,3 +213,11 @@ def test_step_logging_reads_the_host_once_per_interval():
               log_step=lambda values, step: logged.append(step), log_every_steps=4)
     assert logged == [4, 4, 8, 8]  # steps 4 and 8, each epoch's end (8 steps of 16 images)
     assert reads.count - baseline == 2  # 8 steps, every 4: two reads, nothing per step
+
+
+def test_total_grad_norm_is_the_norm_of_all_gradients_together():
+    from byol_bench.training.step_log import total_grad_norm
+    a, b, c = nn.Parameter(torch.zeros(3)), nn.Parameter(torch.zeros(2, 2)), nn.Parameter(torch.zeros(1))
+    a.grad, b.grad = torch.tensor([1.0, 2.0, 2.0]), torch.full((2, 2), 2.0)  # c has none
+    assert total_grad_norm([a, b, c]).item() == pytest.approx(5.0)  # sqrt(9 + 16)
+    assert total_grad_norm([c]).item() == 0.0

@@ -25,7 +25,7 @@ from byol_bench.training.checkpointing import Checkpointing, generator_state, pr
 from byol_bench.training.loader import make_loader, make_views
 from byol_bench.training.optim import build_optimizer, lr_schedule
 from byol_bench.training.preemption import Preempted
-from byol_bench.training.step_log import StepLog
+from byol_bench.training.step_log import StepLog, total_grad_norm
 
 
 class NonFiniteLoss(RuntimeError):
@@ -64,7 +64,7 @@ def train_step(method: Method, model: torch.nn.Module, optimizer: torch.optim.Op
     elif grad_norm:
         # Read-only on the gradients; fp16's scaled ones are unscaled first, as step() would.
         accelerator.unscale_gradients(optimizer)
-        norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+        norm = total_grad_norm(model.parameters())
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     if not accelerator.optimizer_step_was_skipped:  # only fp16 skips; the scaler synced already

@@ -15,6 +15,17 @@ from typing import Callable
 import torch
 
 
+def total_grad_norm(parameters) -> torch.Tensor:
+    """The L2 norm of all gradients together, as a device tensor (no sync). torch >= 2.6 has
+    get_total_norm (foreach kernels); before it, the norm of the per-tensor norms."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    if hasattr(torch.nn.utils, "get_total_norm"):
+        return torch.nn.utils.get_total_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
 class StepLog:
     """Running sums of one logging interval; `log(values, step)` is the tracker's."""
 
