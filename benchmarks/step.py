@@ -44,7 +44,7 @@ from byol_bench.plan.run_config import method_config
 from byol_bench.run.build import build_method as build_run_method
 from byol_bench.training.optim import build_optimizer
 from byol_bench.run.cost import PeakMemory
-from byol_bench.training.loop import train_step
+from byol_bench.training.loop import schedule_figures, train_step
 from byol_bench.training.step_log import StepLog, total_grad_norm
 
 NUM_CLASSES = 10
@@ -131,8 +131,8 @@ def logging_overhead(bench: Bench, views, labels, accelerator: Accelerator, ever
         step_log.add(loss, logs, norm, views[0].shape[0])
 
     def flush():
-        step_log.flush(bench.ctx.step, {"lr": bench.lr, **bench.method.schedule_figures(bench.ctx.step - 1,
-                                                                                         bench.ctx)})
+        figures = schedule_figures(bench.method, bench.ctx.step - 1, bench.ctx)
+        step_log.flush(bench.ctx.step, {"lr": bench.lr, **figures})
     params = [p for p in bench.model.parameters() if p.requires_grad]
     loss, logs = torch.zeros((), device=accelerator.device), {"loss/byol": torch.zeros((), device=accelerator.device)}
 

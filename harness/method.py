@@ -93,17 +93,6 @@ class Method:
         whatever the process count; every process calls this at the same point."""
         return {}
 
-    def schedule_figures(self, step: int, ctx: StepContext) -> dict[str, float]:
-        """Host-side figures of optimizer step `step` for the step-level log (BYOL: the target
-        momentum tau), computed from the schedule alone: no device work, no sync."""
-        return {}
-
-    @property
-    def projection_network(self) -> nn.Module:
-        """The online network up to the output the collapse signal watches (BYOL: the projector's
-        output z); the encoder for a method without a projector."""
-        return self.encoder
-
     def network_states(self) -> dict[str, dict]:
         """Every network's state_dict, for checkpoints (BYOL adds its target)."""
         return {"online": self.online.state_dict()}

@@ -73,13 +73,6 @@ class BYOL(Method):
     def encoder(self) -> nn.Module:
         return self.online.net[0]
 
-    @property
-    def projection_network(self) -> nn.Module:
-        return self.online.net
-
-    def schedule_figures(self, step: int, ctx: StepContext) -> dict[str, float]:
-        return {"tau": ema_tau(self.tau_schedule, step, ctx.total_steps, self.tau_base)}
-
     def to(self, device: torch.device) -> "BYOL":
         self.online.to(device)
         self.target.to(device)

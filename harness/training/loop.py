@@ -16,6 +16,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from byol_bench.data import LoadedDataset
+from byol_bench.losses.ema import ema_tau
 from byol_bench.method import Method, StepContext
 from byol_bench.models.sync_batchnorm import sync_batchnorm_wanted
 from byol_bench.training import preemption
@@ -71,6 +72,16 @@ def train_step(method: Method, model: torch.nn.Module, optimizer: torch.optim.Op
         method.after_optimizer_step(ctx)
         ctx.step += 1
     return loss.detach(), logs, norm
+
+
+def schedule_figures(method: Method, step: int, ctx: StepContext) -> dict[str, float]:
+    """Host-side figures of optimizer step `step` for the step-level log, from the schedules
+    alone (no device work): the target momentum tau of a method with an EMA target. BYOL's family
+    keeps its schedule in `tau_schedule` and `tau_base` (methods/byol.py); it is read here rather
+    than declared by a new method hook, so that no method file, and so no stored run, changes."""
+    if not hasattr(method, "tau_base"):
+        return {}
+    return {"tau": ema_tau(method.tau_schedule, step, ctx.total_steps, method.tau_base)}
 
 
 def checked(fn: Callable[[torch.Tensor], torch.Tensor], check: Callable[[], None]
@@ -223,7 +234,7 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
             if step_log is not None:
                 step_log.add(loss, logs, norm, views[0].shape[0] * accelerator.num_processes)
                 if step_log.due(ctx.step):
-                    step_log.flush(ctx.step, {"lr": lr, **method.schedule_figures(ctx.step - 1, ctx)})
+                    step_log.flush(ctx.step, {"lr": lr, **schedule_figures(method, ctx.step - 1, ctx)})
         skip = 0
         # One reduction and one host sync per epoch: the figures of every process, averaged
         # (equal batches per process), so the loss check and the logs are the global batch's.
