@@ -16,6 +16,14 @@ spell of the machine cancels). On CUDA every timed step is bracketed by torch.cu
 `peak_mem_mb` is the method's peak allocated memory; on CPU it is the peak resident memory of the
 process during the method's steps, which includes the other methods' resident models (compare
 methods by difference).
+
+`--logging-overhead` times what step-level logging (run.log_every_steps) adds to a step instead.
+`extras_ms`: what a logged step adds, timed alone (the gradient norm over the model's gradients
+and the on-device sums, byol_bench.training.step_log); `flush_ms`: the interval's one host read
+and log; `logging_overhead_pct` = (extras + flush / every) / step, in percent. Cross-check:
+each round also takes one whole step without logging and one with it, in alternating order, and
+`paired_pct` is the mean over the two orders of the median ratio with / without, minus 1 (on a
+shared machine its noise is far above the cost it measures).
 """
 from __future__ import annotations
 
@@ -29,14 +37,15 @@ from dataclasses import dataclass
 import torch
 from accelerate import Accelerator
 
-from byol_bench.config import load_config
+from byol_bench.config import DEFAULTS, load_config
 from byol_bench.errors import UserError
 from byol_bench.method import METHODS, Method, StepContext
 from byol_bench.plan.run_config import method_config
 from byol_bench.run.build import build_method as build_run_method
 from byol_bench.training.optim import build_optimizer
 from byol_bench.run.cost import PeakMemory
-from byol_bench.training.loop import train_step
+from byol_bench.training.loop import schedule_figures, train_step
+from byol_bench.training.step_log import StepLog, total_grad_norm
 
 NUM_CLASSES = 10
 UNLABELED_FRACTION = 0.1
@@ -95,6 +104,67 @@ def timed_step(bench: Bench, views, labels, accelerator: Accelerator, sampler: P
     return seconds, sampler.stop()
 
 
+def timed(fn, cuda: bool) -> float:
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def logging_overhead(bench: Bench, views, labels, accelerator: Accelerator, every: int, rounds: int,
+                     warmup: int) -> dict:
+    """The cost of step-level logging at interval `every` (see the module docstring)."""
+    cuda = accelerator.device.type == "cuda"
+    bench.ctx.labels = labels
+    step_log = StepLog(every, lambda values, step: None)
+
+    def plain():
+        train_step(bench.method, bench.model, bench.optimizer, accelerator, views, bench.ctx, bench.lr,
+                   bench.max_grad_norm)
+
+    def logged():
+        loss, logs, norm = train_step(bench.method, bench.model, bench.optimizer, accelerator, views, bench.ctx,
+                                      bench.lr, bench.max_grad_norm, grad_norm=True)
+        step_log.add(loss, logs, norm, views[0].shape[0])
+
+    def flush():
+        figures = schedule_figures(bench.method, bench.ctx.step - 1, bench.ctx)
+        step_log.flush(bench.ctx.step, {"lr": bench.lr, **figures})
+    params = [p for p in bench.model.parameters() if p.requires_grad]
+    loss, logs = torch.zeros((), device=accelerator.device), {"loss/byol": torch.zeros((), device=accelerator.device)}
+
+    def extras():  # what a logged step adds, alone: the gradient norm and the on-device sums
+        step_log.add(loss, logs, total_grad_norm(params), views[0].shape[0])
+
+    for _ in range(warmup):
+        plain(), logged(), flush()
+    ratios: dict[bool, list[float]] = {True: [], False: []}  # by order: off first or on first
+    off, on, flushes, added = [], [], [], []
+    for r in range(rounds):
+        off_first = r % 2 == 0
+        for kind in (("off", "on") if off_first else ("on", "off")):
+            (off if kind == "off" else on).append(timed(plain if kind == "off" else logged, cuda))
+        ratios[off_first].append(on[-1] / off[-1])
+        flushes.append(timed(flush, cuda))
+        for p in params:  # gradients of the model's shapes (a step sets them to None)
+            p.grad = torch.ones_like(p)
+        added.append(timed(extras, cuda))
+        for p in params:
+            p.grad = None
+        print(f"round {r + 1}/{rounds}: off {1e3 * off[-1]:.1f} ms, on {1e3 * on[-1]:.1f} ms, "
+              f"flush {1e3 * flushes[-1]:.2f} ms, extras {1e3 * added[-1]:.3f} ms", file=sys.stderr, flush=True)
+    step_off, flush_s, added_s = statistics.median(off), statistics.median(flushes), statistics.median(added)
+    # Either order's median ratio, averaged: a step's position in the pair cancels to first order.
+    paired = statistics.mean(statistics.median(v) for v in ratios.values() if v) - 1
+    return {"method": bench.name, "every": every, "step_ms_off": round(1e3 * step_off, 3),
+            "step_ms_on": round(1e3 * statistics.median(on), 3), "extras_ms": round(1e3 * added_s, 4),
+            "flush_ms": round(1e3 * flush_s, 3), "paired_pct": round(100 * paired, 3),
+            "logging_overhead_pct": round(100 * (added_s + flush_s / every) / step_off, 3)}
+
+
 def run(args) -> list[dict]:
     names = METHODS.select(args.methods)
     if args.threads > 0:
@@ -113,6 +183,8 @@ def run(args) -> list[dict]:
     labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
     labels[torch.rand(args.batch_size, device=device) < UNLABELED_FRACTION] = -1
     sampler = PeakMemory(device)
+    if args.logging_overhead:
+        return [logging_overhead(b, views, labels, accelerator, args.every, args.steps, args.warmup) for b in benches]
 
     for bench in benches:
         for _ in range(args.warmup):
@@ -155,14 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (0: torch's default); 1 avoids stalls on a shared CPU")
     p.add_argument("--config", help="YAML config for the heads, optimizer, precision (default: DEFAULTS)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    p.add_argument("--logging-overhead", action="store_true",
+                   help="time each step with and without step-level logging instead (see above)")
+    p.add_argument("--every", type=int, default=DEFAULTS["run"]["log_every_steps"],
+                   help="--logging-overhead: the logging interval (default: run.log_every_steps, %(default)s)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.steps < 1 or args.warmup < 0 or args.batch_size < 2:
-            raise UserError("need --steps >= 1, --warmup >= 0 and --batch-size >= 2")
+        if args.steps < 1 or args.warmup < 0 or args.batch_size < 2 or args.every < 1:
+            raise UserError("need --steps >= 1, --warmup >= 0, --batch-size >= 2 and --every >= 1")
         rows = run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -180,6 +180,8 @@ def run(argv: list[str] | None = None) -> int:
         return 0
 
     require_writable(results_dir)  # before any download, run or launch writes there
+    from byol_bench.run.tracking import check_tracker_installed
+    check_tracker_installed(cfg["run"]["log_with"])
     if args.download:
         from byol_bench.data.download import download_dataset
         for name in dict.fromkeys(s.dataset for s in specs if not s.done):

@@ -47,3 +47,18 @@ def test_bench_builds_methods_with_the_extra_term_on_from_step_zero():
 def test_bench_step_user_errors_exit_2(argv, capsys):
     assert bench_step.main([*argv, "--backbone", "small-cnn", "--device", "cpu"]) == 2
     assert capsys.readouterr().err.startswith("error:")
+
+
+def test_bench_step_logging_overhead_mode_times_steps_with_and_without_logging(capsys):
+    code = bench_step.main(["--logging-overhead", "--every", "5", "--methods", "byol", "--backbone", "small-cnn",
+                            "--image-size", "8", "--batch-size", "6", "--steps", "2", "--warmup", "1",
+                            "--device", "cpu", "--set", "backbone.width=4", "--set", "byol.proj_hidden=16",
+                            "--set", "byol.pred_hidden=16", "--set", "byol.proj_dim=8"])
+    assert code == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert set(row) == {"method", "every", "step_ms_off", "step_ms_on", "extras_ms", "flush_ms", "paired_pct",
+                        "logging_overhead_pct"}
+    assert row["method"] == "byol" and row["every"] == 5
+    assert row["step_ms_off"] > 0 and row["step_ms_on"] > 0 and row["flush_ms"] > 0 and row["extras_ms"] > 0
+    assert row["logging_overhead_pct"] == pytest.approx(
+        100 * (row["extras_ms"] + row["flush_ms"] / 5) / row["step_ms_off"], rel=0.02, abs=1e-3)

@@ -64,6 +64,9 @@ def test_two_process_run_is_observed_once(tmp_path):
     assert {"knn/accuracy", "semi10/accuracy"} <= set(run["result"])
     folder = next(p for p in (results / "runs").iterdir() if p.name.isdigit())
     assert json.loads((folder / "info.json").read_text())["world_size"] == 2
+    # Only the main process logs to the tracker: one run folder, one writer's event file.
+    (tracked,) = (results / "tensorboard").iterdir()
+    assert tracked.name.startswith(f"{folder.name}-") and len(list(tracked.glob("events.out.tfevents.*"))) == 1
 
 
 FAILURES = """

@@ -18,7 +18,8 @@ from byol_bench.store.encoders import load_encoder
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--seeds", "1",
         "--set", "backbone.width=4", "--set", "byol.proj_hidden=16", "--set", "byol.pred_hidden=16",
-        "--set", "byol.proj_dim=8", "--set", "pretrain.epochs=6", "--set", "run.checkpoint_every_min=0"]
+        "--set", "byol.proj_dim=8", "--set", "pretrain.epochs=6", "--set", "run.checkpoint_every_min=0",
+        "--set", "run.log_every_steps=4"]
 CLI = "import sys\nfrom byol_bench.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
@@ -34,6 +35,15 @@ def completed(results: Path) -> dict:
 def encoder_state(results: Path) -> dict:
     (path,) = (results / "encoders").glob("*.safetensors")
     return load_encoder(path)["state_dict"]
+
+
+def logged_losses(results: Path) -> dict[int, float]:
+    """step -> step/loss in the TensorBoard folder of the newest run (<run id>-<run hash>)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    folder = max((results / "tensorboard").iterdir(), key=lambda p: int(p.name.split("-")[0]))
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {e.step: e.value for e in events.Scalars("step/loss")}
 
 
 def scores(run: dict) -> dict:
@@ -77,6 +87,11 @@ def test_sigkill_in_the_middle_of_pretraining_then_the_same_command_is_bit_ident
     assert scores(resumed) == scores(reference)
     assert resumed["metrics"]["train/loss"]["values"] == reference["metrics"]["train/loss"]["values"]
     assert resumed["metrics"]["train/loss"]["steps"] == [1, 2, 3, 4, 5, 6]
+    # The resumed run's tracker goes on counting optimizer steps where the checkpoint was.
+    start, every = resumed["info"]["resumed_from"]["step"], 4
+    logged, reference_log = logged_losses(results), logged_losses(uninterrupted)
+    assert list(logged) == [s for s in reference_log if s > start] and list(logged)[0] == start - start % every + every
+    assert all(logged[s] == reference_log[s] for s in list(logged)[1:])  # a whole interval after resume
     mine, theirs = encoder_state(results), encoder_state(uninterrupted)
     assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
     assert not list((results / "checkpoints").glob("*/ckpt-*.pt"))  # removed once complete

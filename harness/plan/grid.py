@@ -1,7 +1,7 @@
 """Expand a config into the grid dataset x method x seed, each a fully resolved run config."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from byol_bench.config import seed_list
@@ -17,6 +17,10 @@ from byol_bench.store.encoders import encoder_fingerprints, encoder_path
 from byol_bench.store.records import RunRecord, latest_completed, load_runs
 from byol_bench.store.staleness import not_reusable, outdated, pretraining_fingerprints, unknown
 
+# How a run is watched (README, "Watch a run"): outside every identity, carried by each spec so a
+# launcher's task watches its run as the grid's config says.
+WATCH_KEYS = ("log_with", "log_every_steps", "monitor_knn_every")
+
 
 @dataclass
 class RunSpec:
@@ -28,6 +32,7 @@ class RunSpec:
     action: str = "pretrain"  # skip (completed) | evaluate (encoder saved) | pretrain
     note: str = ""            # e.g. "interrupted run 7 (no heartbeat for 300 s)"
     rerun_outdated: bool = False  # run.rerun_outdated: a shared-code change also makes it out of date
+    watch: dict = field(default_factory=dict)  # the run section's WATCH_KEYS: how the run is watched
 
     @property
     def label(self) -> str:
@@ -106,7 +111,8 @@ def expand_grid(cfg: dict, runs_dir: Path) -> list[RunSpec]:
             for seed in seeds:
                 rc = run_config(cfg, dataset, method, seed, protocols, fingerprints)
                 done, why = done_in_store(completed.get(rc["run_hash"]), rc, rerun_outdated)
-                spec = RunSpec(dataset, method, seed, rc, done, note=why, rerun_outdated=rerun_outdated)
+                spec = RunSpec(dataset, method, seed, rc, done, note=why, rerun_outdated=rerun_outdated,
+                               watch={k: cfg["run"][k] for k in WATCH_KEYS})
                 if spec.done:
                     spec.action = "skip"
                 else:

@@ -19,6 +19,7 @@ from byol_bench.evaluation import PROTOCOLS, EvalContext
 from byol_bench.models.sync_batchnorm import revert_sync_batchnorm
 from byol_bench.run.build import build_method
 from byol_bench.run.cost import peak_memory
+from byol_bench.run.monitoring import epoch_monitor
 from byol_bench.store.checkpoints import checkpoint_dir, latest_checkpoint, remove_checkpoints
 from byol_bench.store.encoders import encoder_fingerprints, encoder_path, load_encoder, save_encoder
 from byol_bench.store.staleness import not_reusable, pretraining_fingerprints, set_aside, shapes_differ
@@ -29,7 +30,8 @@ from byol_bench.training.loop import train
 
 def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_scalar, info: dict,
             load_other=None, agreement: Agreement | None = None, results_dir: Path | None = None,
-            run_id: str = "", action: str = "pretrain", checkpoint_every_s: float = 600.0) -> dict:
+            run_id: str = "", action: str = "pretrain", checkpoint_every_s: float = 600.0,
+            watch: dict | None = None) -> dict:
     """Build, pretrain (or load the saved encoder) and evaluate one run; returns the flat result
     dict of the result contract.
 
@@ -42,8 +44,14 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     at an agreement check (a gloo group whose timeout is `run.wait_timeout_h`, so no NCCL
     collective is pending meanwhile). An exception on any process becomes the same RunFailed
     on every process (byol_bench.training.agreement), and whatever happened, the accelerator lets go of
-    the run's model, optimizer and loader."""
+    the run's model, optimizer and loader.
+
+    `watch` (byol_bench.plan.grid.WATCH_KEYS): with a tracker (run.log_with; attached by the
+    caller, byol_bench.run.tracking), the step-level figures every run.log_every_steps steps;
+    always the per-epoch collapse signal, and the kNN on val every run.monitor_knn_every epochs
+    (byol_bench.run.monitoring), logged as curves too."""
     agreement = agreement or Agreement(1)
+    watch = watch or {"log_with": "none", "log_every_steps": 50, "monitor_knn_every": 0}
     start = time.perf_counter()
     seed = config["seed"]
     fresh_grad_scaler(accelerator)
@@ -92,8 +100,11 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
                 curves.append([name, float(value), int(step)])
                 log_scalar(name, value, step)
 
+            log_step = accelerator.log if watch["log_with"] != "none" else None  # same choice on every process
+            epoch_end = epoch_monitor(method, data, config, accelerator, watch["monitor_knn_every"])
             with peak_memory(accelerator.device) as mem:
-                stats = train(method, data, config, accelerator, seed, log_and_keep, agreement, checkpointing)
+                stats = train(method, data, config, accelerator, seed, log_and_keep, agreement, checkpointing,
+                              log_step=log_step, log_every_steps=watch["log_every_steps"], epoch_end=epoch_end)
             costs = {"img_per_s": stats.img_per_s, "seconds": stats.seconds, "peak_mem_mb": mem.peak_mb}
             info["pretrain_steps"] = stats.steps
             agreement.check(confirm_claim=True)  # every process finished training; the claim is still ours
@@ -120,6 +131,8 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
     result["cost/pretrain_s"] = costs["seconds"]
     result["cost/peak_mem_mb"] = costs["peak_mem_mb"]
     result["cost/wall_s"] = time.perf_counter() - start
+    if watch["log_with"] != "none":  # the run's final figures beside its curves (main process only)
+        accelerator.log({f"result/{k}": v for k, v in result.items()}, step=info.get("pretrain_steps", 0))
     return result
 
 

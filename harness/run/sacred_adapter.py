@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from byol_bench.data import LoadedDataset
 from byol_bench.plan.grid import RunSpec
 from byol_bench.run.execute import execute
+from byol_bench.run.tracking import run_trackers
 from byol_bench.shipped import checkout_folder
 from byol_bench.training.agreement import Agreement
 from byol_bench.training.preemption import ClaimLost
@@ -69,9 +70,10 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
     @ex.main
     def main(_config, _run):
         config = json.loads(json.dumps(_config))   # Sacred's read-only containers -> plain
-        return execute(config, data, accelerator, _run.log_scalar, _run.info, load_other, agreement,
-                       results_dir=runs_dir.parent, run_id=str(_run._id), action=spec.action,
-                       checkpoint_every_s=checkpoint_every_s)
+        with run_trackers(accelerator, spec.watch.get("log_with", "none"), runs_dir.parent, str(_run._id), config):
+            return execute(config, data, accelerator, _run.log_scalar, _run.info, load_other, agreement,
+                           results_dir=runs_dir.parent, run_id=str(_run._id), action=spec.action,
+                           checkpoint_every_s=checkpoint_every_s, watch=spec.watch or None)
 
     try:
         run = ex.run(options={"--loglevel": "ERROR"})

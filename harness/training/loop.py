@@ -16,6 +16,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from byol_bench.data import LoadedDataset
+from byol_bench.losses.ema import ema_tau
 from byol_bench.method import Method, StepContext
 from byol_bench.models.sync_batchnorm import sync_batchnorm_wanted
 from byol_bench.training import preemption
@@ -25,6 +26,7 @@ from byol_bench.training.checkpointing import Checkpointing, generator_state, pr
 from byol_bench.training.loader import make_loader, make_views
 from byol_bench.training.optim import build_optimizer, lr_schedule
 from byol_bench.training.preemption import Preempted
+from byol_bench.training.step_log import StepLog, total_grad_norm
 
 
 class NonFiniteLoss(RuntimeError):
@@ -41,10 +43,11 @@ class TrainStats:
 
 def train_step(method: Method, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                accelerator: Accelerator, views: list[torch.Tensor], ctx: StepContext, lr: float,
-               max_grad_norm: float = 0.0, check: Callable[[], None] = lambda: None
-               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+               max_grad_norm: float = 0.0, check: Callable[[], None] = lambda: None,
+               grad_norm: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
     """One optimisation step: loss, backward, (clip), optimizer, the method's post-step hook (EMA).
-    Returns the detached loss and the method's logs; no host sync. benchmarks.step times it.
+    Returns the detached loss, the method's logs and, with `grad_norm` or clipping, the total
+    gradient norm before clipping (a device tensor); no host sync. benchmarks.step times it.
 
     `check` meets the other processes before the backward (byol_bench.training.agreement): a loss that
     raised elsewhere stops every process here, not in DDP's gradient all-reduce. A step the
@@ -56,14 +59,29 @@ def train_step(method: Method, model: torch.nn.Module, optimizer: torch.optim.Op
         loss, logs = method.training_step(model, views, ctx)
     check()
     accelerator.backward(loss)
+    norm = None
     if max_grad_norm > 0:
-        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+        norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    elif grad_norm:
+        # Read-only on the gradients; fp16's scaled ones are unscaled first, as step() would.
+        accelerator.unscale_gradients(optimizer)
+        norm = total_grad_norm(model.parameters())
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     if not accelerator.optimizer_step_was_skipped:  # only fp16 skips; the scaler synced already
         method.after_optimizer_step(ctx)
         ctx.step += 1
-    return loss.detach(), logs
+    return loss.detach(), logs, norm
+
+
+def schedule_figures(method: Method, step: int, ctx: StepContext) -> dict[str, float]:
+    """Host-side figures of optimizer step `step` for the step-level log, from the schedules
+    alone (no device work): the target momentum tau of a method with an EMA target. BYOL's family
+    keeps its schedule in `tau_schedule` and `tau_base` (methods/byol.py); it is read here rather
+    than declared by a new method hook, so that no method file, and so no stored run, changes."""
+    if not hasattr(method, "tau_base"):
+        return {}
+    return {"tau": ema_tau(method.tau_schedule, step, ctx.total_steps, method.tau_base)}
 
 
 def checked(fn: Callable[[torch.Tensor], torch.Tensor], check: Callable[[], None]
@@ -77,8 +95,14 @@ def checked(fn: Callable[[torch.Tensor], torch.Tensor], check: Callable[[], None
 
 def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerator, seed: int,
           log_scalar: Callable[[str, float, int], None], agreement: Agreement | None = None,
-          checkpointing: Checkpointing | None = None) -> TrainStats:
+          checkpointing: Checkpointing | None = None, log_step: Callable[[dict, int], None] | None = None,
+          log_every_steps: int = 50, epoch_end: Callable[[int], dict[str, float]] | None = None) -> TrainStats:
     """Pretrain `method` on the dataset's pretraining images (or train labels for supervised).
+
+    `log_step(values, step)` (a tracker's log; every process passes one or none) gets the
+    step-level figures every `log_every_steps` optimizer steps (byol_bench.training.step_log);
+    `epoch_end(epoch)` returns per-epoch figures (the collapse signal, kNN), logged with
+    `log_scalar` and `log_step`. Neither changes what is learned.
 
     With `checkpointing`, a checkpoint is written at the end of the first epoch after
     `every_s` seconds, and at the next step after a preemption signal (then `Preempted` is
@@ -168,6 +192,8 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
                 "method": method.running_state(),
                 "partial": {"loss_sum": loss_sum, "log_sums": dict(log_sums)}}
 
+    step_log = StepLog(log_every_steps, log_step, lambda t: reduce_sum(t) / accelerator.num_processes) \
+        if log_step is not None else None
     model.train()
     start = time.perf_counter()
     bar = tqdm(range(start_epoch, pre["epochs"]), desc="  epochs", leave=False,
@@ -199,12 +225,16 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
                 views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             ctx.labels = labels_or_index if labelled else None
             lr = lr_at(ctx.step)
-            loss, logs = train_step(method, model, optimizer, accelerator, views, ctx, lr,
-                                    pre["max_grad_norm"], check)
+            loss, logs, norm = train_step(method, model, optimizer, accelerator, views, ctx, lr,
+                                          pre["max_grad_norm"], check, grad_norm=step_log is not None)
             images_seen += views[0].shape[0] * accelerator.num_processes
             loss_sum += loss.float()
             for k, v in logs.items():
                 log_sums[k] = log_sums.get(k, 0.0) + v.float()
+            if step_log is not None:
+                step_log.add(loss, logs, norm, views[0].shape[0] * accelerator.num_processes)
+                if step_log.due(ctx.step):
+                    step_log.flush(ctx.step, {"lr": lr, **schedule_figures(method, ctx.step - 1, ctx)})
         skip = 0
         # One reduction and one host sync per epoch: the figures of every process, averaged
         # (equal batches per process), so the loss check and the logs are the global batch's.
@@ -218,8 +248,17 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
         log_scalar("train/loss", epoch_loss, epoch + 1)
         for k, v in zip(names, figures[1:]):
             log_scalar(f"train/{k}", v, epoch + 1)
-        for k, v in method.epoch_logs(reduce_sum).items():
-            log_scalar(f"train/{k}", v, epoch + 1)
+        epoch_figures = {f"train/{k}": v for k, v in method.epoch_logs(reduce_sum).items()}
+        for k, v in epoch_figures.items():
+            log_scalar(k, v, epoch + 1)
+        monitored = epoch_end(epoch) if epoch_end is not None else {}
+        for k, v in monitored.items():
+            log_scalar(k, v, epoch + 1)
+        if log_step is not None:  # the tracker's x axis is the optimizer step throughout
+            log_step({"epoch": epoch + 1, "epoch/loss": epoch_loss,
+                      **{f"epoch/{k}": v for k, v in zip(names, figures[1:])},
+                      **{k.replace("train/", "epoch/", 1): v for k, v in epoch_figures.items()},
+                      **monitored}, ctx.step)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
         last_epoch = epoch + 1 == pre["epochs"]
         # Due on any process: all of them checkpoint (each sends its own streams to the main one);
