@@ -11,8 +11,6 @@ import torch.nn as nn
 from safetensors import safe_open
 
 from byol_bench.cli import main
-from byol_bench.config import load_config
-from byol_bench.plan.grid import expand_grid
 from byol_bench.run.build import build_method
 from byol_bench.store.encoders import encoder_fingerprints, encoder_path, load_encoder, save_encoder
 from byol_bench.store.staleness import pretraining_fingerprints
@@ -122,14 +120,10 @@ def test_an_old_pt_encoder_is_found_read_and_replaced_by_a_new_save(tmp_path):
 
 
 def test_a_store_with_an_old_pt_encoder_evaluates_it_and_pretrains_nothing(tmp_path, capsys):
+    from test_stale_results import tiny_store  # the same one-run grid
+
     results = tmp_path / "results"
-    args = ["--config", str(ROOT / "configs/smoke.yaml"), "--methods", "byol", "--seeds", "1", "--protocols", "knn",
-            "--set", "data.train_subsample=64", "--set", "pretrain.batch_size=32", "--results-dir", str(results)]
-    cfg = load_config(ROOT / "configs/smoke.yaml", ["benchmark.methods=[byol]", "benchmark.seeds=1",
-                                                    "benchmark.protocols=[knn]", "data.train_subsample=64",
-                                                    "pretrain.batch_size=32"])
-    (spec,) = expand_grid(cfg, results / "runs")
-    rc = spec.config
+    args, rc = tiny_store(results)
     encoder = build_method(rc, 1, 10, "multiclass").encoder
     legacy = encoder_path(results, rc["pretrain_hash"]).with_suffix(".pt")
     old_format_save(legacy, encoder, {"img_per_s": 10.0, "seconds": 2.0, "peak_mem_mb": 1.0}, rc["pretrain_hash"],
