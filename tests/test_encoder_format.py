@@ -4,7 +4,6 @@ evaluated as they are, never pretrained again for their format."""
 import json
 import math
 import re
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -15,7 +14,6 @@ from byol_bench.run.build import build_method
 from byol_bench.store.encoders import encoder_fingerprints, encoder_path, load_encoder, save_encoder
 from byol_bench.store.staleness import pretraining_fingerprints
 
-ROOT = Path(__file__).resolve().parents[1]
 
 STATS = {"img_per_s": 123.25, "seconds": 0.1 + 0.2, "peak_mem_mb": float("nan")}
 CURVES = [["train/loss", 1.0 / 3.0, 1], ["train/loss", -0.0, 2], ["train/tau", float("inf"), 2]]
