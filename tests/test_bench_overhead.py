@@ -33,3 +33,21 @@ def test_bare_loop_steps_like_the_harness(tmp_path):
     assert bare.step == len(bare.loader) == 1078 // 256  # drop_last, as the harness's loader
     assert 0 < loss < 4 * bare.step  # 2 - 2cos summed over two directions: in [0, 8) a step
     assert any(not p.equal(q) for p, q in zip(bare.method.target.parameters(), before))  # EMA moved
+
+
+def test_time_split_sums_the_stored_runs_seconds(tmp_path):
+    from benchmarks.time_split import split
+    for run_id, (wall, pretrain, linear, knn, status) in enumerate([(10.0, 6.0, 3.0, 0.5, "COMPLETED"),
+                                                                    (4.0, 0.0, 2.0, 1.0, "COMPLETED"),
+                                                                    (9.0, 9.0, 0.0, 0.0, "FAILED")], 1):
+        folder = tmp_path / "runs" / str(run_id)
+        folder.mkdir(parents=True)
+        record = {"status": status, "start_time": "2026-12-03T10:00:00.000000",
+                  "stop_time": f"2026-12-03T10:00:{int(wall) + 1:02d}.000000",
+                  "result": {"cost/wall_s": wall, "cost/pretrain_s": pretrain}}
+        (folder / "run.json").write_text(json.dumps(record))
+        (folder / "info.json").write_text(json.dumps({"seconds": {"linear": linear, "knn": knn}}))
+    (tmp_path / "runs" / "_sources").mkdir()
+    assert split(tmp_path, total_s=20.0) == {
+        "runs": 2, "pretrain_s": 6.0, "linear_s": 5.0, "knn_s": 1.5, "run_other_s": 1.5,
+        "between_runs_s": 2.0, "total_s": 20.0, "outside_runs_s": 4.0}
