@@ -134,7 +134,7 @@ def measure(rc: dict, data, accelerator: Accelerator, log_every_steps: int, seed
         return figures
 
     train(method, data, rc, accelerator, seed, lambda name, value, step: None, Agreement(1),
-          log_step=lambda values, step: steps_logged.append(step),
+          log_step=lambda values, step: steps_logged.append(step) if "step/loss" in values else None,
           log_every_steps=log_every_steps, epoch_end=epoch_end)
     return {"pairs": pairs, "step_logs": len(steps_logged)}
 
