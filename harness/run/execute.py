@@ -117,8 +117,11 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
             # Evaluation runs on this process alone: no SyncBatchNorm may all_gather in it.
             ctx = EvalContext(revert_sync_batchnorm(method.encoder), data, config, seed, accelerator,
                               load_dataset=load_other)
+            seconds = info.setdefault("seconds", {})  # where the run's wall time went (not identity)
             for protocol in config["protocols"]:
+                began = time.perf_counter()
                 result.update(PROTOCOLS.get(protocol)(ctx))
+                seconds[protocol] = time.perf_counter() - began  # the first pays the feature extraction
             info["selection"] = ctx.info
         # The other processes wait here through the evaluation; a run whose claim was taken
         # over meanwhile ends INTERRUPTED (ClaimLost), never COMPLETED.
