@@ -157,7 +157,7 @@ def run(argv: list[str] | None = None) -> int:
     from byol_bench.store.writable import require_writable
     if args.leaderboard:
         require_writable(results_dir)
-        from byol_bench.report.leaderboard import write_leaderboard  # scipy, matplotlib: only here
+        from byol_bench.report.leaderboard import write_leaderboard  # matplotlib and stats: only here
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
                                  stale_after_s=cfg["run"]["stale_after_s"])
         print(f"wrote {path}")

@@ -17,7 +17,7 @@ from byol_bench.cli import main
 def store(tmp_path_factory):
     folder = tmp_path_factory.mktemp("store")
     results = build_store(folder, 300, methods=("byol", "random-init", "supervised"),
-                          datasets=("digits", "mnist"), seeds=5, epochs=5)
+                          datasets=("digits", "mnist"), seeds=20, epochs=5)
     return folder / "grid.yaml", results
 
 
