@@ -58,3 +58,30 @@ def test_each_run_file_is_read_at_most_once(store, command, monkeypatch, capsys)
     out = capsys.readouterr().out
     if command == "--status":
         assert " done, " in out and " queued" in out.splitlines()[-1]
+
+
+def test_store_reader_reads_again_only_new_and_unfinished_runs(tmp_path, monkeypatch):
+    """The grid runner's check before each run: a completed run is read once, a run that was
+    RUNNING is read again (it may have completed since), a new folder is picked up."""
+    import json
+    from byol_bench.store.records import StoreReader
+
+    runs = tmp_path / "runs"
+
+    def write(run_id: str, status: str) -> None:
+        (runs / run_id).mkdir(parents=True, exist_ok=True)
+        (runs / run_id / "config.json").write_text(json.dumps({"run_hash": f"h{run_id}", "method": "byol"}))
+        (runs / run_id / "run.json").write_text(json.dumps(
+            {"status": status, "heartbeat": "2026-01-01T00:00:00", "result": {"knn/accuracy": 0.5}}))
+
+    write("1", "COMPLETED")
+    write("2", "RUNNING")
+    store = StoreReader(runs)
+    assert [(r.run_id, r.status) for r in store.load()] == [("1", "COMPLETED"), ("2", "INTERRUPTED")]
+    write("2", "COMPLETED")
+    write("3", "FAILED")
+    counts = reads_of(monkeypatch, runs)
+    assert [(r.run_id, r.status) for r in store.load()] == [("1", "COMPLETED"), ("2", "COMPLETED"), ("3", "FAILED")]
+    monkeypatch.undo()
+    assert not any("/1/" in path for path in counts)  # completed before: kept, not read again
+    assert counts[str((runs / "2" / "run.json").resolve())] == 1
