@@ -148,7 +148,6 @@ def run(argv: list[str] | None = None) -> int:
         print_listing()
         return 0
     from byol_bench.config import load_config
-    from byol_bench.report.leaderboard import write_leaderboard
 
     results_dir = Path(args.results_dir)
     cfg = load_config(config_source(args.config), [*_list_overrides(args), *args.set])
@@ -158,15 +157,18 @@ def run(argv: list[str] | None = None) -> int:
     from byol_bench.store.writable import require_writable
     if args.leaderboard:
         require_writable(results_dir)
+        from byol_bench.report.leaderboard import write_leaderboard  # matplotlib and stats: only here
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
                                  stale_after_s=cfg["run"]["stale_after_s"])
         print(f"wrote {path}")
         return 0
 
     from byol_bench.plan.grid import expand_grid
-    specs = expand_grid(cfg, results_dir / "runs")
+    from byol_bench.store.records import load_runs
+    records = load_runs(results_dir / "runs", cfg["run"]["stale_after_s"])  # the store, read once
+    specs = expand_grid(cfg, results_dir / "runs", records)
     if args.status:
-        print_status(specs, results_dir / "runs", cfg["run"]["stale_after_s"])
+        print_status(specs, records, results_dir / "runs")
         return 0
     if args.dry_run:
         # skip: completed; evaluate: its encoder is saved, only evaluation runs; pretrain: both.
@@ -203,6 +205,7 @@ def run(argv: list[str] | None = None) -> int:
                       checkpoint_every_min=cfg["run"]["checkpoint_every_min"],
                       stale_after_s=cfg["run"]["stale_after_s"], heartbeat_s=cfg["run"]["heartbeat_s"])
     if accelerator.is_main_process and not args.worker:  # a local launcher writes it once, at the end
+        from byol_bench.report.leaderboard import write_leaderboard
         path = write_leaderboard(results_dir, baseline=cfg["benchmark"]["baseline"],
                                  stale_after_s=cfg["run"]["stale_after_s"])
         elsewhere, lost = counts.get("claimed elsewhere", 0), counts.get("INTERRUPTED", 0)
@@ -213,16 +216,16 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
-def print_status(specs, runs_dir: Path, stale_after_s: float) -> None:
-    """One line per run of the grid, from the store: the newest record of its identity decides
-    (done, running with its heartbeat's age, interrupted, failed, outdated: completed from other
-    code or data), else queued."""
+def print_status(specs, records, runs_dir: Path) -> None:
+    """One line per run of the grid, from the store's `records` (load_runs): the newest record of
+    its identity decides (done, running with its heartbeat's age, interrupted, failed, outdated:
+    completed from other code or data), else queued."""
     from datetime import datetime, timezone
     from byol_bench.store.encoders import encoder_path
-    from byol_bench.store.records import _read_json, last_sign_of_life, load_runs
+    from byol_bench.store.records import last_sign_of_life
 
     newest = {}
-    for record in load_runs(runs_dir, stale_after_s):
+    for record in records:
         newest[record.config.get("run_hash")] = record
     states = []
     for spec in specs:
@@ -232,7 +235,7 @@ def print_status(specs, runs_dir: Path, stale_after_s: float) -> None:
         elif record is None:
             state = "queued" if spec.action == "pretrain" else "queued (evaluate only)"
         elif record.status == "RUNNING":
-            seen = last_sign_of_life(_read_json(record.path / "run.json") or {})
+            seen = last_sign_of_life(record.sacred or {})
             age = (datetime.now(timezone.utc) - seen).total_seconds() if seen else float("nan")
             # Its encoder is saved once pretraining ends: from then on it is evaluating.
             doing = "evaluating" if encoder_path(runs_dir.parent, spec.config["pretrain_hash"]).exists() else "running"

@@ -93,13 +93,15 @@ def encoder_applies(results_dir: Path, rc: dict) -> tuple[bool, str]:
     return True, ""
 
 
-def expand_grid(cfg: dict, runs_dir: Path) -> list[RunSpec]:
+def expand_grid(cfg: dict, runs_dir: Path, records: list[RunRecord] | None = None) -> list[RunSpec]:
     """Every run of the grid, each with what it will do given the store under `runs_dir`:
     skip (completed with today's code and data), evaluate (its encoder is saved under
-    ../encoders, from today's pretraining code and data) or pretrain."""
+    ../encoders, from today's pretraining code and data) or pretrain. `records`: the store as
+    load_runs read it (read here when None), so a caller that reads it too reads it once."""
     use_plugins(cfg)  # before any name is looked up
     methods, datasets, seeds, protocols = resolve_selection(cfg)
-    records = load_runs(runs_dir, stale_after_s=cfg["run"]["stale_after_s"])
+    if records is None:
+        records = load_runs(runs_dir, stale_after_s=cfg["run"]["stale_after_s"])
     completed = newest_completed(records)
     interrupted = {r.config.get("run_hash"): r for r in records if r.status == "INTERRUPTED"}
     results_dir = Path(runs_dir).parent

@@ -337,7 +337,10 @@ def write_leaderboard(results_dir: Path, baseline: str = "byol", stale_after_s: 
         lines += ranking_lines(ranking, roles, figures_dir)
         datasets = sorted({r.key[0] for r in records})
         curves = training_curves(records)
-        notes = {d: code_notes([r for r in records if r.key[0] == d]) for d in datasets}
+        by_label: dict[str, list[RunRecord]] = {d: [] for d in datasets}
+        for r in records:  # one pass, not one per dataset label
+            by_label[r.key[0]].append(r)
+        notes = {d: code_notes(by_label[d]) for d in datasets}
         lines += dataset_lines(datasets, primary, primary_of, curves, order, roles, baseline, figures_dir, notes)
         transfer = [primary[k] for k in primary_keys if k.is_transfer]
         if transfer:

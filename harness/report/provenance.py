@@ -83,7 +83,8 @@ def collect_provenance(records) -> Provenance:
     starts = []
     seeds = set()
     for record in records:
-        run = _read_run_json(record.path)
+        # The record carries what the store read of run.json; read it only for one that does not.
+        run = record.sacred if getattr(record, "sacred", None) is not None else _read_run_json(record.path)
         host = run.get("host") or {}
         prov.n_runs += 1
         prov.run_hashes.append(str(record.config.get("run_hash", record.run_id)))

@@ -26,15 +26,16 @@ from byol_bench.run.encoder_wait import wait_for_pretraining
 from byol_bench.run.execute import drop_stale_encoder
 from byol_bench.run.sacred_adapter import sacred_run
 from byol_bench.store.claims import try_claim, watch_claim
-from byol_bench.store.records import load_runs
+from byol_bench.store.records import StoreReader
 from byol_bench.training import preemption
 from byol_bench.training.agreement import Agreement
 from byol_bench.training.preemption import Preempted
 
 
-def completed_in_store(runs_dir: Path, spec: RunSpec) -> bool:
-    """Whether another invocation completed the run since the grid was expanded (the grid's rule)."""
-    newest = newest_completed(load_runs(runs_dir)).get(spec.config["run_hash"])
+def completed_in_store(store: StoreReader, spec: RunSpec) -> bool:
+    """Whether another invocation completed the run since the grid was expanded (the grid's rule).
+    `store` reads only the runs that are new or not completed since its last look."""
+    newest = newest_completed(store.load()).get(spec.config["run_hash"])
     return done_in_store(newest, spec.config, spec.rerun_outdated)[0]
 
 
@@ -51,6 +52,7 @@ def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, 
 def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeout_h,
               checkpoint_every_min, stale_after_s, heartbeat_s) -> dict[str, int]:
     runs_dir = results_dir / "runs"
+    store = StoreReader(runs_dir)
     agreement = Agreement(accelerator.num_processes, wait_timeout_h * 3600)
     # Every process must agree on what to run: the main process's view of the store decides.
     actions = [[s.action for s in specs]]
@@ -91,7 +93,7 @@ def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeou
         # Another invocation on this store may hold the run: the main process asks for the
         # claim, and every process follows its answer.
         claim = take() if accelerator.is_main_process else None
-        if claim is not None and completed_in_store(runs_dir, spec):
+        if claim is not None and completed_in_store(store, spec):
             claim.release()  # finished by another invocation since this grid was expanded
             claim = None
         # Its encoder may be in training elsewhere (same pretrain_hash, other evaluation): wait

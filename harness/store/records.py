@@ -18,11 +18,17 @@ class RunRecord:
     result: dict[str, float]
     fail_reason: str = ""
     path: Path | None = None
+    sacred: dict | None = None    # run.json's SACRED_FIELDS: what the reports read beside the result
 
     @property
     def key(self) -> tuple[str, str, int]:
         """(dataset label, method, seed): what the leaderboard pairs and groups by."""
         return dataset_label(self.config), self.config.get("method", "?"), self.config.get("seed", -1)
+
+
+# What the reports read of run.json besides status and result (provenance, heartbeats): kept with
+# the record, so that no report reads a run's files a second time.
+SACRED_FIELDS = ("experiment", "host", "start_time", "heartbeat")
 
 
 def dataset_label(config: dict) -> str:
@@ -105,27 +111,53 @@ def effective_status(run: dict, stale_after_s: float, now: datetime | None = Non
 
 def load_runs(runs_dir: Path, stale_after_s: float = STALE_AFTER_S) -> list[RunRecord]:
     """Every readable run folder, oldest first (Sacred numbers them 1, 2, ...); RUNNING runs
-    with a stale heartbeat, or whose claim's process on this host is gone, come back INTERRUPTED."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    records = []
-    folders = [p for p in runs_dir.iterdir() if p.is_dir() and p.name.isdigit()]
-    for folder in sorted(folders, key=lambda p: int(p.name)):
+    with a stale heartbeat, or whose claim's process on this host is gone, come back INTERRUPTED.
+    Reads each folder's config.json and run.json once, and never its metrics.json."""
+    return StoreReader(runs_dir, stale_after_s).load()
+
+
+class StoreReader:
+    """Reads a store's runs again and again (the grid runner asks before every run whether another
+    invocation completed it) and reads a run folder's files only when they may have changed since
+    the last `load`: Sacred never writes to a run once it recorded it COMPLETED, so those records
+    are kept; new folders and every other run (running, failed, interrupted, unreadable) are read
+    afresh."""
+
+    def __init__(self, runs_dir: Path, stale_after_s: float = STALE_AFTER_S):
+        self.runs_dir, self.stale_after_s = Path(runs_dir), stale_after_s
+        self._completed: dict[str, RunRecord] = {}
+
+    def load(self) -> list[RunRecord]:
+        """Every readable run folder now, oldest first (see `load_runs`)."""
+        if not self.runs_dir.is_dir():
+            return []
+        records = []
+        folders = [p for p in self.runs_dir.iterdir() if p.name.isdigit() and p.is_dir()]
+        for folder in sorted(folders, key=lambda p: int(p.name)):
+            record = self._completed.get(folder.name) or self._read(folder)
+            if record is not None:
+                records.append(record)
+        return records
+
+    def _read(self, folder: Path) -> RunRecord | None:
         (config, config_why), (run, run_why) = (read_json_object(folder / "config.json"),
                                                 read_json_object(folder / "run.json"))
         if config is None or run is None:
             report_unreadable(folder, config_why or run_why)
-            continue
+            return None
         result = run.get("result") if isinstance(run.get("result"), dict) else {}
-        gone = gone_holder(runs_dir.parent, str(config.get("run_hash", ""))) if run.get("status") == "RUNNING" else None
-        status, reason = effective_status(run, stale_after_s, gone=gone)
+        gone = (gone_holder(self.runs_dir.parent, str(config.get("run_hash", "")))
+                if run.get("status") == "RUNNING" else None)
+        status, reason = effective_status(run, self.stale_after_s, gone=gone)
         status = str(status)
         if status == "FAILED":
             trace = run.get("fail_trace")
             reason = str(trace[-1]).strip() if isinstance(trace, list) and trace else "unknown failure"
-        records.append(RunRecord(folder.name, config, status, result, reason, folder))
-    return records
+        record = RunRecord(folder.name, config, status, result, reason, folder,
+                           {k: run[k] for k in SACRED_FIELDS if k in run})
+        if run.get("status") == "COMPLETED":
+            self._completed[folder.name] = record
+        return record
 
 
 def latest_completed(records: list[RunRecord]) -> list[RunRecord]:
