@@ -24,6 +24,10 @@ and log; `logging_overhead_pct` = (extras + flush / every) / step, in percent. C
 each round also takes one whole step without logging and one with it, in alternating order, and
 `paired_pct` is the mean over the two orders of the median ratio with / without, minus 1 (on a
 shared machine its noise is far above the cost it measures).
+
+`--phases` breaks each method's step down instead (benchmarks.phases): `phases_ms` holds the
+median over rounds of online forward, target forward, loss, backward, optimizer, EMA and other,
+and of the whole step (`total`); the methods take turns as above.
 """
 from __future__ import annotations
 
@@ -46,6 +50,8 @@ from byol_bench.training.optim import build_optimizer
 from byol_bench.run.cost import PeakMemory
 from byol_bench.training.loop import schedule_figures, train_step
 from byol_bench.training.step_log import StepLog, total_grad_norm
+
+from benchmarks.phases import PhaseClock, instrument, medians_ms
 
 NUM_CLASSES = 10
 UNLABELED_FRACTION = 0.1
@@ -112,6 +118,33 @@ def timed(fn, cuda: bool) -> float:
     if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+def phase_breakdown(benches: list[Bench], views, labels, accelerator: Accelerator, rounds: int,
+                    warmup: int) -> list[dict]:
+    """Per method, the median time of each phase of train_step over `rounds` (see the docstring)."""
+    clock = PhaseClock(accelerator.device.type == "cuda")
+    steps: dict[str, list[dict]] = {b.name: [] for b in benches}
+
+    def one(bench: Bench) -> dict:
+        bench.ctx.labels = labels
+        with instrument(clock, bench.model, getattr(bench.method, "target", None), accelerator,
+                        bench.optimizer, bench.method):
+            clock.start()
+            train_step(bench.method, bench.model, bench.optimizer, accelerator, views, bench.ctx, bench.lr,
+                       bench.max_grad_norm)
+            return clock.stop()
+
+    for bench in benches:
+        for _ in range(warmup):
+            one(bench)
+    for r in range(rounds):
+        for bench in benches[r % len(benches):] + benches[:r % len(benches)]:
+            steps[bench.name].append(one(bench))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{n} {1e3 * sum(s[-1].values()):.0f} ms" for n, s in steps.items()), file=sys.stderr, flush=True)
+    return [{"method": name, "img_per_s": round(views[0].shape[0] / (medians_ms(s)["total"] / 1e3), 2),
+             "phases_ms": medians_ms(s)} for name, s in steps.items()]
 
 
 def logging_overhead(bench: Bench, views, labels, accelerator: Accelerator, every: int, rounds: int,
@@ -183,6 +216,8 @@ def run(args) -> list[dict]:
     labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
     labels[torch.rand(args.batch_size, device=device) < UNLABELED_FRACTION] = -1
     sampler = PeakMemory(device)
+    if args.phases:
+        return phase_breakdown(benches, views, labels, accelerator, args.steps, args.warmup)
     if args.logging_overhead:
         return [logging_overhead(b, views, labels, accelerator, args.every, args.steps, args.warmup) for b in benches]
 
@@ -229,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--logging-overhead", action="store_true",
                    help="time each step with and without step-level logging instead (see above)")
+    p.add_argument("--phases", action="store_true",
+                   help="time each phase of the step instead: online/target forward, loss, backward, "
+                        "optimizer, EMA, other (medians over rounds)")
     p.add_argument("--every", type=int, default=DEFAULTS["run"]["log_every_steps"],
                    help="--logging-overhead: the logging interval (default: run.log_every_steps, %(default)s)")
     return p
