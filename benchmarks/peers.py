@@ -132,13 +132,15 @@ def run(args) -> list[dict]:
     ours: Bench = build("byol", cfg, 3, accelerator, args.warmup + args.pairs)
     peer = Lightly(args, device)
     views = [torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device) for _ in range(2)]
+    # Ours gets the batches as the loop hands them (NHWC with pretrain.channels_last), same values.
+    our_views = [v.contiguous(memory_format=torch.channels_last) for v in views] if ours.channels_last else views
     marked = device.type == "cpu" or args.phases
     clock = PhaseClock(cuda=device.type == "cuda" and marked)
 
     def step_ours() -> dict:
         with instrument(clock, ours.model, ours.method.target, accelerator, ours.optimizer, ours.method):
             clock.start()
-            train_step(ours.method, ours.model, ours.optimizer, accelerator, views, ours.ctx, ours.lr)
+            train_step(ours.method, ours.model, ours.optimizer, accelerator, our_views, ours.ctx, ours.lr)
             return clock.stop()
 
     def step_lightly() -> dict:

@@ -49,6 +49,7 @@ from byol_bench.run.build import build_method as build_run_method
 from byol_bench.training.optim import build_optimizer
 from byol_bench.run.cost import PeakMemory
 from byol_bench.training.loop import schedule_figures, train_step
+from byol_bench.training.speed import apply_speed_settings
 from byol_bench.training.step_log import StepLog, total_grad_norm
 
 from benchmarks.phases import PhaseClock, instrument, medians_ms
@@ -67,6 +68,7 @@ class Bench:
     ctx: StepContext
     lr: float
     max_grad_norm: float
+    channels_last: bool = False  # the loop makes its batches NHWC too
 
 
 def build_method(name: str, cfg: dict, channels: int, options: dict | None = None,
@@ -84,13 +86,14 @@ def build(name: str, cfg: dict, channels: int, accelerator: Accelerator, total_s
     method = build_method(name, cfg, channels, {"warmup_frac": 0.0} if "warmup_frac" in cls.options else {})
     method.to(accelerator.device)
     pre = method.cfg["pretrain"]
+    channels_last = apply_speed_settings(method, pre)  # as the training loop does
     optimizer = build_optimizer(method.online, pre)
     model, optimizer = accelerator.prepare(method.online, optimizer)
     model.train()
     ctx = StepContext(epoch=0, step=0, total_steps=total_steps, total_epochs=1,
                       rank=accelerator.process_index, world_size=accelerator.num_processes,
                       gather=accelerator.gather if accelerator.num_processes > 1 else (lambda t: t))
-    return Bench(name, method, model, optimizer, ctx, pre["lr"], pre["max_grad_norm"])
+    return Bench(name, method, model, optimizer, ctx, pre["lr"], pre["max_grad_norm"], channels_last)
 
 
 def timed_step(bench: Bench, views, labels, accelerator: Accelerator, sampler: PeakMemory
@@ -213,6 +216,8 @@ def run(args) -> list[dict]:
     device = accelerator.device
     views = [torch.randn(args.batch_size, args.channels, args.image_size, args.image_size, device=device)
              for _ in range(2)]
+    if any(b.channels_last for b in benches):  # one config for all: the loop's NHWC batches
+        views = [v.contiguous(memory_format=torch.channels_last) for v in views]
     labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
     labels[torch.rand(args.batch_size, device=device) < UNLABELED_FRACTION] = -1
     sampler = PeakMemory(device)
