@@ -10,7 +10,7 @@ synthetic views (two `randn` batches), the EMA target updated after every step.
 
 - Ours: BYOL built as a run builds it (benchmarks.step.build: registry, config, Accelerate's
   prepare) and stepped by the training loop's own `train_step`; `--set` adds config overrides
-  (e.g. `pretrain.target_forward=per_view`, `pretrain.compile=true`).
+  (e.g. `pretrain.channels_last=true`, `pretrain.compile=true`).
 - lightly's: the BYOL of lightly's own example (examples/pytorch/byol.py), from its modules:
   BYOLProjectionHead, BYOLPredictionHead, deactivate_requires_grad, update_momentum,
   NegativeCosineSimilarity, cosine_schedule; each view through the networks as a batch of B,

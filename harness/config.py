@@ -86,7 +86,6 @@ DEFAULTS: dict[str, Any] = {
         "heads_norm": "bn",          # normalisation inside projector/predictor
         "tau_schedule": "cosine",    # cosine (BYOL: tau_base -> 1) | constant (tau_base throughout)
         "copy_target_bn_buffers": True,  # copy BN running stats online -> target after each step
-        "view_batches": "joint",     # joint (2B) | per_view_target | per_view: BN statistics per batch (methods/byol.py)
     },
     "augment": {                     # BYOL (Grill et al. 2020, Table 6); pairs are (view 1, view 2)
         "backend": "batched",        # batched (on the training device) | v2 (per image, in workers)
@@ -183,7 +182,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "backbone.stem": ("", "imagenet", "small", "small-maxpool"),
     "pretrain.lr_schedule": ("warmup_cosine", "step"),
     "byol.tau_schedule": ("cosine", "constant"),
-    "byol.view_batches": ("joint", "per_view_target", "per_view"),
     "run.log_with": ("tensorboard", "wandb", "mlflow", "aim", "none"),
 }
 # Numeric keys and the values that mean something, in interval notation (`[` `]` closed,
@@ -228,7 +226,6 @@ NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir", "data.ca
 ADDED_KEYS = ("data.pretrain_splits", "data.train_subsample", "backbone.stem",
               "backbone.dropout", "backbone.dropout_stem", "pretrain.lr_schedule", "pretrain.lr_step_epochs", "pretrain.lr_gamma",
               "pretrain.weight_decay_all", "byol.tau_schedule", "byol.copy_target_bn_buffers",
-              "byol.view_batches",
               "eval.finetune_mlp", "backbone.timm_options")
 
 

@@ -8,14 +8,9 @@ differs (METHODS.md section 6) and is available as options: `byol.tau_schedule: 
 (tau = tau_base at every step) and `byol.copy_target_bn_buffers: false` (the target keeps its
 own BN statistics); the defaults are BYOL's.
 
-Our choices (not from the paper): by default the two views go through the networks as one batch
-of 2B (one forward, which DDP and a GPU prefer; BatchNorm statistics pool both views), and the
+Our choices (not from the paper): the two views go through the networks as one batch of 2B
+(one forward, which DDP and throughput prefer; BatchNorm statistics pool both views), and the
 head sizes of configs/default.yaml are scaled down for CPU (paper: 4096/256).
-`byol.view_batches` chooses the batches, and with them what BatchNorm normalises over:
-`joint` (the default, as above), `per_view_target` (online 2B; the target sees each view as
-its own batch of B), `per_view` (both networks per view, as BYOL's released code and lightly do:
-each view normalised by its own batch statistics). On a 2-core CPU per-view batches are faster
-(README, "Step time against lightly").
 
 Variants override `extra_loss` (and may read `ViewOutputs`): nothing else.
 """
@@ -73,7 +68,6 @@ class BYOL(Method):
         self.tau_base = b["tau_base"]
         self.tau_schedule = b["tau_schedule"]            # cosine (BYOL) | constant (Garg & Jain's code)
         self.copy_target_bn_buffers = b["copy_target_bn_buffers"]
-        self.view_batches = b.get("view_batches", "joint")              # joint | per_view_target | per_view
 
     @property
     def encoder(self) -> nn.Module:
@@ -100,13 +94,9 @@ class BYOL(Method):
     def forward_views(self, model: nn.Module, v1: torch.Tensor, v2: torch.Tensor) -> ViewOutputs:
         b = v1.shape[0]
         both = torch.cat([v1, v2])
-        if self.view_batches == "per_view":
-            (_, p1, a1), (_, p2, a2) = model(v1), model(v2)
-            p, a = torch.cat([p1, p2]), torch.cat([a1, a2])
-        else:
-            _, p, a = model(both)
+        _, p, a = model(both)
         with torch.no_grad():
-            z_t = self.target(both) if self.view_batches == "joint" else torch.cat([self.target(v1), self.target(v2)])
+            z_t = self.target(both)
         _, per_sample = symmetric_byol_loss(p[:b], p[b:], z_t[:b], z_t[b:])
         return ViewOutputs(p=(p[:b], p[b:]), z_target=(z_t[:b], z_t[b:]),
                            pred_hidden=(a[:b], a[b:]), per_sample_loss=per_sample)
