@@ -24,6 +24,10 @@ and log; `logging_overhead_pct` = (extras + flush / every) / step, in percent. C
 each round also takes one whole step without logging and one with it, in alternating order, and
 `paired_pct` is the mean over the two orders of the median ratio with / without, minus 1 (on a
 shared machine its noise is far above the cost it measures).
+
+`--phases` breaks each method's step down instead (benchmarks.phases): `phases_ms` holds the
+median over rounds of online forward, target forward, loss, backward, optimizer, EMA and other,
+and of the whole step (`total`); the methods take turns as above.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ import json
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +50,10 @@ from byol_bench.run.build import build_method as build_run_method
 from byol_bench.training.optim import build_optimizer
 from byol_bench.run.cost import PeakMemory
 from byol_bench.training.loop import schedule_figures, train_step
+from byol_bench.training.speed import apply_speed_settings
 from byol_bench.training.step_log import StepLog, total_grad_norm
+
+from benchmarks.phases import PhaseClock, instrument, medians_ms
 
 NUM_CLASSES = 10
 UNLABELED_FRACTION = 0.1
@@ -61,6 +69,7 @@ class Bench:
     ctx: StepContext
     lr: float
     max_grad_norm: float
+    channels_last: bool = False  # the loop makes its batches NHWC too
 
 
 def build_method(name: str, cfg: dict, channels: int, options: dict | None = None,
@@ -78,13 +87,14 @@ def build(name: str, cfg: dict, channels: int, accelerator: Accelerator, total_s
     method = build_method(name, cfg, channels, {"warmup_frac": 0.0} if "warmup_frac" in cls.options else {})
     method.to(accelerator.device)
     pre = method.cfg["pretrain"]
+    channels_last = apply_speed_settings(method, pre)  # as the training loop does
     optimizer = build_optimizer(method.online, pre)
     model, optimizer = accelerator.prepare(method.online, optimizer)
     model.train()
     ctx = StepContext(epoch=0, step=0, total_steps=total_steps, total_epochs=1,
                       rank=accelerator.process_index, world_size=accelerator.num_processes,
                       gather=accelerator.gather if accelerator.num_processes > 1 else (lambda t: t))
-    return Bench(name, method, model, optimizer, ctx, pre["lr"], pre["max_grad_norm"])
+    return Bench(name, method, model, optimizer, ctx, pre["lr"], pre["max_grad_norm"], channels_last)
 
 
 def timed_step(bench: Bench, views, labels, accelerator: Accelerator, sampler: PeakMemory
@@ -112,6 +122,35 @@ def timed(fn, cuda: bool) -> float:
     if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+def phase_breakdown(benches: list[Bench], views, labels, accelerator: Accelerator, rounds: int,
+                    warmup: int) -> list[dict]:
+    """Per method, the median time of each phase of train_step over `rounds` (see the docstring)."""
+    clock = PhaseClock(accelerator.device.type == "cuda")
+    steps: dict[str, list[dict]] = {b.name: [] for b in benches}
+
+    def one(bench: Bench) -> dict:
+        bench.ctx.labels = labels
+        clock.start()
+        train_step(bench.method, bench.model, bench.optimizer, accelerator, views, bench.ctx, bench.lr,
+                   bench.max_grad_norm)
+        return clock.stop()
+
+    with ExitStack() as stack:  # hooks in place throughout: a compiled forward is not re-traced for them
+        for bench in benches:  # the shared accelerator's backward is wrapped once per bench: extra marks add ~0
+            stack.enter_context(instrument(clock, bench.model, getattr(bench.method, "target", None), accelerator,
+                                           bench.optimizer, bench.method))
+        for bench in benches:
+            for _ in range(warmup):
+                one(bench)
+        for r in range(rounds):
+            for bench in benches[r % len(benches):] + benches[:r % len(benches)]:
+                steps[bench.name].append(one(bench))
+            print(f"round {r + 1}/{rounds}: " + ", ".join(
+                f"{n} {1e3 * sum(s[-1].values()):.0f} ms" for n, s in steps.items()), file=sys.stderr, flush=True)
+    return [{"method": name, "img_per_s": round(views[0].shape[0] / (medians_ms(s)["total"] / 1e3), 2),
+             "phases_ms": medians_ms(s)} for name, s in steps.items()]
 
 
 def logging_overhead(bench: Bench, views, labels, accelerator: Accelerator, every: int, rounds: int,
@@ -180,9 +219,13 @@ def run(args) -> list[dict]:
     device = accelerator.device
     views = [torch.randn(args.batch_size, args.channels, args.image_size, args.image_size, device=device)
              for _ in range(2)]
+    if any(b.channels_last for b in benches):  # one config for all: the loop's NHWC batches
+        views = [v.contiguous(memory_format=torch.channels_last) for v in views]
     labels = torch.randint(0, NUM_CLASSES, (args.batch_size,), device=device)
     labels[torch.rand(args.batch_size, device=device) < UNLABELED_FRACTION] = -1
     sampler = PeakMemory(device)
+    if args.phases:
+        return phase_breakdown(benches, views, labels, accelerator, args.steps, args.warmup)
     if args.logging_overhead:
         return [logging_overhead(b, views, labels, accelerator, args.every, args.steps, args.warmup) for b in benches]
 
@@ -229,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--logging-overhead", action="store_true",
                    help="time each step with and without step-level logging instead (see above)")
+    p.add_argument("--phases", action="store_true",
+                   help="time each phase of the step instead: online/target forward, loss, backward, "
+                        "optimizer, EMA, other (medians over rounds)")
     p.add_argument("--every", type=int, default=DEFAULTS["run"]["log_every_steps"],
                    help="--logging-overhead: the logging interval (default: run.log_every_steps, %(default)s)")
     return p

@@ -74,7 +74,8 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay_all": False,   # true: decay biases and norm parameters too
         "mixed_precision": "no",     # no | fp16 | bf16 (Accelerate)
         "max_grad_norm": 0.0,        # 0: no clipping
-        "channels_last": False,      # CUDA only: NHWC activations for the conv layers (speed, not identity)
+        "channels_last": False,      # NHWC activations for the conv layers, on any device (speed, not identity)
+        "compile": False,            # torch.compile the online and target forwards (speed, not identity)
         "drop_last": True,
     },
     "byol": {
@@ -218,7 +219,8 @@ _INTERVAL = re.compile(r"([\[(])(\S+), (\S+)([\])])")
 # Keys whose value may take more than the default's type.
 _EXTRA_TYPES: dict[str, tuple[type, ...]] = {"benchmark.seeds": (int, list)}
 # Keys that say where things are or how fast they go, not what is computed: not in the run hash.
-NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir", "data.cards_dirs", "pretrain.channels_last")
+NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir", "data.cards_dirs", "pretrain.channels_last",
+                     "pretrain.compile")
 # Keys added after runs were first stored: at their default (the behaviour before they existed)
 # they stay out of the run hash, so existing stores keep their identities and are not re-run.
 ADDED_KEYS = ("data.pretrain_splits", "data.train_subsample", "backbone.stem",

@@ -5,6 +5,7 @@ import json
 import pytest
 
 import benchmarks.step as bench_step
+from benchmarks.phases import PHASES, PhaseClock, instrument
 from byol_bench.config import load_config
 
 
@@ -62,3 +63,30 @@ def test_bench_step_logging_overhead_mode_times_steps_with_and_without_logging(c
     assert row["step_ms_off"] > 0 and row["step_ms_on"] > 0 and row["flush_ms"] > 0 and row["extras_ms"] > 0
     assert row["logging_overhead_pct"] == pytest.approx(
         100 * (row["extras_ms"] + row["flush_ms"] / 5) / row["step_ms_off"], rel=0.02, abs=1e-3)
+
+
+def test_bench_step_phases_mode_breaks_the_step_down_and_restores_what_it_wrapped(capsys):
+    code = bench_step.main(["--phases", "--methods", "byol", "--backbone", "small-cnn", "--image-size", "8",
+                            "--batch-size", "6", "--steps", "1", "--warmup", "1", "--device", "cpu",
+                            "--set", "backbone.width=4", "--set", "byol.proj_hidden=16",
+                            "--set", "byol.pred_hidden=16", "--set", "byol.proj_dim=8"])
+    assert code == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    phases = row["phases_ms"]
+    assert set(phases) == {*PHASES, "total"}
+    for name in ("online forward", "target forward", "backward", "optimizer", "EMA"):
+        assert phases[name] > 0, name  # every hook fired
+    # One round: the phases tile the step.
+    assert sum(phases[p] for p in PHASES) == pytest.approx(phases["total"], abs=0.05)
+
+    from accelerate import Accelerator
+    cfg = load_config(None, ["backbone.width=4", "byol.proj_hidden=16", "byol.pred_hidden=16"])
+    accelerator = Accelerator(cpu=True)
+    bench = bench_step.build("byol", cfg, 3, accelerator, total_steps=5)
+    with instrument(PhaseClock(False), bench.model, bench.method.target, accelerator, bench.optimizer,
+                    bench.method):
+        pass
+    for obj, name in ((accelerator, "backward"), (bench.optimizer, "step"), (bench.optimizer, "zero_grad"),
+                      (bench.method, "after_optimizer_step")):
+        assert name not in vars(obj), name  # the class's own method again
+    assert not bench.model._forward_hooks and not bench.method.target._forward_pre_hooks

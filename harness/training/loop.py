@@ -26,6 +26,7 @@ from byol_bench.training.checkpointing import Checkpointing, generator_state, pr
 from byol_bench.training.loader import make_loader, make_views
 from byol_bench.training.optim import build_optimizer, lr_schedule
 from byol_bench.training.preemption import Preempted
+from byol_bench.training.speed import apply_speed_settings
 from byol_bench.training.step_log import StepLog, total_grad_norm
 
 
@@ -118,9 +119,7 @@ def train(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerat
     if sync_batchnorm_wanted(accelerator):
         method.convert_sync_batchnorm()  # online and target alike
     method.to(accelerator.device)
-    channels_last = pre["channels_last"] and accelerator.device.type == "cuda"
-    if channels_last:
-        method.online.to(memory_format=torch.channels_last)
+    channels_last = apply_speed_settings(method, pre)  # NHWC and torch.compile, both opt-in
     normalize = Normalize(data.card.mean, data.card.std).to(accelerator.device)
     augments, generators = None, None
     if cfg["augment"]["backend"] == "batched":
