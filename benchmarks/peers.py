@@ -39,7 +39,7 @@ import torchvision
 from accelerate import Accelerator
 
 from benchmarks.phases import PhaseClock, instrument, medians_ms
-from benchmarks.step import Bench, build
+from benchmarks.step import Bench, build, print_rows
 from byol_bench.config import load_config
 from byol_bench.errors import UserError
 from byol_bench.training.loop import train_step
@@ -213,16 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.pairs < 1 or args.warmup < 0 or args.batch_size < 2 or args.image_size < 8:
-            raise UserError("need --pairs >= 1, --warmup >= 0, --batch-size >= 2 and --image-size >= 8")
-        rows = run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for row in rows:
-        print(json.dumps(row), flush=True)
-    return 0
+    bad = args.pairs < 1 or args.warmup < 0 or args.batch_size < 2 or args.image_size < 8
+    return print_rows(run, args, "need --pairs >= 1, --warmup >= 0, --batch-size >= 2 and --image-size >= 8"
+                      if bad else None)
 
 
 if __name__ == "__main__":

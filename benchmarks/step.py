@@ -280,11 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def print_rows(run, args, problem: str | None = None) -> int:
+    """A timing tool's main: `run(args)`'s rows as JSON lines, exit 0; `problem` (bad arguments)
+    or a UserError is one line, exit 2."""
     try:
-        if args.steps < 1 or args.warmup < 0 or args.batch_size < 2 or args.every < 1:
-            raise UserError("need --steps >= 1, --warmup >= 0, --batch-size >= 2 and --every >= 1")
+        if problem:
+            raise UserError(problem)
         rows = run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -292,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(json.dumps(row), flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    bad = args.steps < 1 or args.warmup < 0 or args.batch_size < 2 or args.every < 1
+    return print_rows(run, args, "need --steps >= 1, --warmup >= 0, --batch-size >= 2 and --every >= 1" if bad else None)
 
 
 if __name__ == "__main__":

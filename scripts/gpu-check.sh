@@ -83,6 +83,8 @@ for name, cmd in checks:
     entry = {"name": name, "command": " ".join(cmd)}
     if name == "peers" and lightly_missing():
         entry.update(skipped='lightly is not installed (pip install ".[peers]")')
+    elif "compile" in name and not cuda:
+        entry.update(skipped="--cpu: torch.compile's first step takes minutes on a CPU (tests/test_speed_settings.py covers the setting)")
     elif left < 20:
         entry.update(skipped=f"{left:.0f} s of the {budget:.0f} s budget left")
     else:
