@@ -197,3 +197,15 @@ def test_an_encoder_of_other_pretraining_code_is_set_aside_not_evaluated(tmp_pat
     (run,) = (results / "runs").glob("[0-9]*")
     info = json.loads((run / "info.json").read_text())
     assert "pretrained_by" not in info and info["pretrain_steps"] > 0
+
+
+def test_the_import_name_of_the_package_does_not_count(tmp_path):
+    """Stores made before the package was imported as byol_bench keep their method fingerprints."""
+    from byol_bench.plan.fingerprints import code_hash
+    old, new, other = tmp_path / "old.py", tmp_path / "new.py", tmp_path / "other.py"
+    old.write_text("from harness.method import METHODS\nfrom methods.byol import BYOL\nimport harness.losses.ema\n")
+    new.write_text("from byol_bench.method import METHODS\nfrom byol_bench.methods.byol import BYOL\n"
+                   "import byol_bench.losses.ema\n")
+    other.write_text("from byol_bench.method import METHODS\nfrom byol_bench.methods.byol_nn import BYOL\n"
+                     "import byol_bench.losses.ema\n")
+    assert code_hash(old) == code_hash(new) != code_hash(other)
