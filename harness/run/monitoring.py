@@ -33,7 +33,7 @@ def epoch_monitor(method: Method, data: LoadedDataset, cfg: dict, accelerator: A
     fixed = normalize(as_tensor(data.images["val"][:MONITOR_IMAGES]).to(device))
 
     def at_end_of(epoch: int) -> dict[str, float]:
-        figures = collapse_figures(projection_network(method), method.encoder, fixed)
+        figures = collapse_figures(method.encoder, projection_head(method), fixed)
         if knn_every > 0 and (epoch + 1) % knn_every == 0:
             figures[f"monitor/knn_val_{data.card.primary_metric}"] = knn_on_val(method.encoder, data, cfg, normalize,
                                                                                device)
@@ -41,11 +41,15 @@ def epoch_monitor(method: Method, data: LoadedDataset, cfg: dict, accelerator: A
     return at_end_of
 
 
-def projection_network(method: Method) -> torch.nn.Module:
-    """The online network up to the output the collapse signal watches: encoder -> projector for
-    BYOL's family (`online.net`, methods/byol.py; read, not declared by a method hook, so that no
-    method file changes), the encoder for a method without a projector."""
-    return getattr(method.online, "net", method.encoder)
+def projection_head(method: Method) -> torch.nn.Module:
+    """What maps the encoder's representations to the output the collapse signal watches: for
+    BYOL's family the projector, the rest of `online.net` = (encoder, projector) (methods/byol.py;
+    read, not declared by a method hook, so that no method file changes); the identity for a
+    method without a projector."""
+    net = getattr(method.online, "net", None)
+    if isinstance(net, torch.nn.Sequential) and len(net) > 1 and net[0] is method.encoder:
+        return net[1:]
+    return torch.nn.Identity()
 
 
 def knn_on_val(encoder: torch.nn.Module, data: LoadedDataset, cfg: dict, normalize: Normalize,

@@ -38,19 +38,21 @@ def rankme(z: torch.Tensor, eps: float = RANKME_EPS) -> float:
 
 
 @torch.no_grad()
-def collapse_figures(projector: nn.Module, encoder: nn.Module, images: torch.Tensor) -> dict[str, float]:
+def collapse_figures(encoder: nn.Module, head: nn.Module, images: torch.Tensor) -> dict[str, float]:
     """The figures on `images` (normalised, on the networks' device): the normalised std of the
-    projections and RankMe of the encoder's representations and of the projections.
+    projections head(encoder(images)) and RankMe of the encoder's representations and of the
+    projections. One encoder forward serves both.
 
     Eval mode (BatchNorm's running statistics, which change nothing), float32 with autocast
     off, no random number drawn: training continues exactly as without the monitor."""
-    modes = [(m, m.training) for m in (projector, encoder)]
+    modes = [(m, m.training) for m in (encoder, head)]
     for module, _ in modes:
         module.eval()
     try:
         with torch.autocast(images.device.type, enabled=False):
-            features = encoder(images).float().cpu()
-            projections = projector(images).float().cpu()
+            features = encoder(images)
+            projections = head(features).float().cpu()
+            features = features.float().cpu()
     finally:
         for module, was_training in modes:
             module.train(was_training)
