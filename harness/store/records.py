@@ -59,10 +59,6 @@ def read_json_object(path: Path) -> tuple[dict | None, str]:
     return data, ""
 
 
-def _read_json(path: Path) -> dict | None:
-    return read_json_object(path)[0]
-
-
 _reported: set[tuple[str, str]] = set()
 
 
