@@ -150,6 +150,11 @@ DEFAULTS: dict[str, Any] = {
         "linear": {
             "weight_decays": [0.0, 1.0e-5, 1.0e-4, 1.0e-3, 1.0e-2],  # chosen on val
             "max_iter": 200,         # L-BFGS iterations per weight decay
+            # On CPU, the fits' torch threads (0: the run's own). The probe's matrices are small
+            # (n x d features, C classes): a second thread mostly waits on OpenMP, and 1 thread
+            # makes the probe's rounding independent of the core count. How fast, not what:
+            # out of the run hash, like the run's own thread count.
+            "cpu_threads": 0,
         },
         "knn": {"k": 20, "temperature": 0.07},
         "semi": {"fractions": [1, 10, 100]},        # % of the labelled train split, per seed
@@ -204,6 +209,7 @@ BOUNDS: dict[str, str] = {
     "run.wait_timeout_h": "(0, inf)", "run.checkpoint_every_min": "[0, inf)",
     "run.log_every_steps": "[1, inf)", "run.monitor_knn_every": "[0, inf)",
     "eval.batch_size": "[1, inf)", "eval.linear.weight_decays": "[0, inf)", "eval.linear.max_iter": "[1, inf)",
+    "eval.linear.cpu_threads": "[0, inf)",
     "eval.knn.k": "[1, inf)", "eval.knn.temperature": "(0, inf)", "eval.semi.fractions": "(0, 100]",
     "eval.finetune.epochs": "[1, inf)", "eval.finetune.lr": "[0, inf)", "eval.finetune.batch_size": "[1, inf)",
     "eval.finetune.weight_decay": "[0, inf)", "eval.finetune.hflip_p": "[0, 1]",
@@ -220,7 +226,7 @@ _INTERVAL = re.compile(r"([\[(])(\S+), (\S+)([\])])")
 _EXTRA_TYPES: dict[str, tuple[type, ...]] = {"benchmark.seeds": (int, list)}
 # Keys that say where things are or how fast they go, not what is computed: not in the run hash.
 NON_IDENTITY_KEYS = ("data.root", "data.num_workers", "data.cache_dir", "data.cards_dirs", "pretrain.channels_last",
-                     "pretrain.compile")
+                     "pretrain.compile", "eval.linear.cpu_threads")
 # Keys added after runs were first stored: at their default (the behaviour before they existed)
 # they stay out of the run hash, so existing stores keep their identities and are not re-run.
 ADDED_KEYS = ("data.pretrain_splits", "data.train_subsample", "backbone.stem",

@@ -130,3 +130,22 @@ def test_transfer_helpers():
     assert parse_pair("digits->stl10") == ("digits", "stl10")
     with pytest.raises(UserError, match="must look like"):
         parse_pair("digits")
+
+
+def test_linear_cpu_threads_sets_the_fits_threads_and_restores_them():
+    """eval.linear.cpu_threads = 1 gives exactly the probe run under torch.set_num_threads(1)
+    (a change of thread count, not of method), and the run's thread count is back afterwards."""
+    from byol_bench.config import config_hash
+    before = torch.get_num_threads()
+    one = tiny_context()
+    one.cfg["eval"]["linear"]["cpu_threads"] = 1
+    with_option = PROTOCOLS.get("linear")(one)
+    assert torch.get_num_threads() == before
+    ref = tiny_context()
+    torch.set_num_threads(1)
+    try:
+        reference = PROTOCOLS.get("linear")(ref)
+    finally:
+        torch.set_num_threads(before)
+    assert with_option == reference and one.info == ref.info
+    assert config_hash(one.cfg) == config_hash(tiny_context().cfg)  # how fast, not what: out of the identity

@@ -3,9 +3,12 @@
 Features are standardised with train statistics; a linear classifier (softmax cross-entropy,
 or sigmoid/BCE for multi-label) is fitted to train by full-batch L-BFGS for each weight decay in
 `eval.linear.weight_decays`; the weight decay with the best validation primary metric is kept,
-and only that model scores test, once. Deterministic for given features.
+and only that model scores test, once. Deterministic for given features and thread count; on
+CPU `eval.linear.cpu_threads` (> 0) sets the fits' threads (config.py says why).
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +38,20 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, num_outputs: int, weight_decay:
     return head
 
 
+@contextmanager
+def cpu_threads(device: torch.device, threads: int):
+    """torch's intra-op threads set to `threads` for the block, on CPU and when > 0; restored after."""
+    if device.type != "cpu" or threads <= 0 or threads == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @PROTOCOLS.register("linear", description="linear probe on frozen features; weight decay chosen on val; test scored once")
 def linear_probe(ctx: EvalContext) -> dict[str, float]:
     cfg = ctx.cfg["eval"]["linear"]
@@ -48,12 +65,13 @@ def linear_probe(ctx: EvalContext) -> dict[str, float]:
     n_out = y_train.shape[1] if multilabel else ctx.data.num_classes
     x_train, x_val = standardise(f_train), standardise(f_val)
     best = None
-    for wd in cfg["weight_decays"]:
-        head = fit_linear(x_train, y_train, n_out, wd, multilabel, cfg["max_iter"])
-        with torch.no_grad():
-            val = ctx.val_metrics(head(x_val).cpu().numpy())[ctx.primary_metric]
-        if best is None or val > best[0]:
-            best = (val, wd, head)
+    with cpu_threads(device, cfg["cpu_threads"]):
+        for wd in cfg["weight_decays"]:
+            head = fit_linear(x_train, y_train, n_out, wd, multilabel, cfg["max_iter"])
+            with torch.no_grad():
+                val = ctx.val_metrics(head(x_val).cpu().numpy())[ctx.primary_metric]
+            if best is None or val > best[0]:
+                best = (val, wd, head)
     val_score, wd, head = best
     with torch.no_grad():
         test_scores = head(standardise(ctx.features("test").to(device))).cpu().numpy()
