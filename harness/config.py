@@ -126,6 +126,10 @@ DEFAULTS: dict[str, Any] = {
         # mlflow | aim | none), written under <results-dir>/<tracker>/<run id>-<run hash>/.
         "log_with": "tensorboard",
         "log_every_steps": 50,       # loss, method terms, LR, tau, grad norm, img/s: one host sync each
+        # The collapse signal (proj_std, RankMe: a forward of 512 val images) every this many
+        # epochs (0: never). 1 costs nothing at scale; in a tiny CPU run whose epoch is a few
+        # dozen steps it is a tenth of the training time (README, "The default benchmark").
+        "monitor_every": 1,
         "monitor_knn_every": 0,      # >0: kNN accuracy on val every this many epochs (never test)
     },
     "slurm": {                       # --launcher slurm: each run is one task of a submitit job array.
@@ -207,7 +211,7 @@ BOUNDS: dict[str, str] = {
     "augment.hue": "[0, 0.5]", "augment.grayscale_p": "[0, 1]", "augment.blur_p": "[0, 1]",
     "augment.blur_sigma": "(0, inf)", "augment.solarize_p": "[0, 1]",
     "run.wait_timeout_h": "(0, inf)", "run.checkpoint_every_min": "[0, inf)",
-    "run.log_every_steps": "[1, inf)", "run.monitor_knn_every": "[0, inf)",
+    "run.log_every_steps": "[1, inf)", "run.monitor_every": "[0, inf)", "run.monitor_knn_every": "[0, inf)",
     "eval.batch_size": "[1, inf)", "eval.linear.weight_decays": "[0, inf)", "eval.linear.max_iter": "[1, inf)",
     "eval.linear.cpu_threads": "[0, inf)",
     "eval.knn.k": "[1, inf)", "eval.knn.temperature": "(0, inf)", "eval.semi.fractions": "(0, 100]",

@@ -221,3 +221,16 @@ def test_total_grad_norm_is_the_norm_of_all_gradients_together():
     a.grad, b.grad = torch.tensor([1.0, 2.0, 2.0]), torch.full((2, 2), 2.0)  # c has none
     assert total_grad_norm([a, b, c]).item() == pytest.approx(5.0)  # sqrt(9 + 16)
     assert total_grad_norm([c]).item() == 0.0
+
+
+def test_monitor_every_k_epochs_and_never():
+    """run.monitor_every = k: the collapse signal at the end of epochs k, 2k, ... only (the same
+    figures as every epoch's at those epochs); 0 with no kNN: nothing is computed at all."""
+    torch.manual_seed(0)
+    rc, data = tiny_run_config(), tiny_data()
+    method, accelerator = build_method(rc, 3, 2, "multiclass"), Accelerator(cpu=True)
+    each, second = epoch_monitor(method, data, rc, accelerator), epoch_monitor(method, data, rc, accelerator, every=2)
+    assert second(0) == {} and second(2) == {}
+    assert second(1) == each(1) and set(each(0)) == {"monitor/proj_std", "monitor/rankme", "monitor/rankme_proj"}
+    never = epoch_monitor(method, data, rc, accelerator, every=0)
+    assert all(never(e) == {} for e in range(4))

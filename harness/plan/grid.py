@@ -19,7 +19,7 @@ from byol_bench.store.staleness import not_reusable, outdated, pretraining_finge
 
 # How a run is watched (README, "Watch a run"): outside every identity, carried by each spec so a
 # launcher's task watches its run as the grid's config says.
-WATCH_KEYS = ("log_with", "log_every_steps", "monitor_knn_every")
+WATCH_KEYS = ("log_with", "log_every_steps", "monitor_every", "monitor_knn_every")
 
 
 @dataclass

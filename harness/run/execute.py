@@ -48,10 +48,10 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
 
     `watch` (byol_bench.plan.grid.WATCH_KEYS): with a tracker (run.log_with; attached by the
     caller, byol_bench.run.tracking), the step-level figures every run.log_every_steps steps;
-    always the per-epoch collapse signal, and the kNN on val every run.monitor_knn_every epochs
+    the collapse signal every run.monitor_every epochs, and the kNN on val every run.monitor_knn_every epochs
     (byol_bench.run.monitoring), logged as curves too."""
     agreement = agreement or Agreement(1)
-    watch = watch or {"log_with": "none", "log_every_steps": 50, "monitor_knn_every": 0}
+    watch = watch or {"log_with": "none", "log_every_steps": 50, "monitor_every": 1, "monitor_knn_every": 0}
     start = time.perf_counter()
     seed = config["seed"]
     fresh_grad_scaler(accelerator)
@@ -101,7 +101,8 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
                 log_scalar(name, value, step)
 
             log_step = accelerator.log if watch["log_with"] != "none" else None  # same choice on every process
-            epoch_end = epoch_monitor(method, data, config, accelerator, watch["monitor_knn_every"])
+            epoch_end = epoch_monitor(method, data, config, accelerator, watch["monitor_knn_every"],
+                                      every=watch.get("monitor_every", 1))
             with peak_memory(accelerator.device) as mem:
                 stats = train(method, data, config, accelerator, seed, log_and_keep, agreement, checkpointing,
                               log_step=log_step, log_every_steps=watch["log_every_steps"], epoch_end=epoch_end)

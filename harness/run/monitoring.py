@@ -1,7 +1,7 @@
 """What a run watches at the end of each pretraining epoch, on the main process.
 
-Always: the collapse signal (byol_bench.training.monitor) on the first MONITOR_IMAGES val images,
-the same batch every epoch. Every `run.monitor_knn_every` epochs (0: never): the evaluation's own
+Every `run.monitor_every` epochs (0: never; 1, the default: each epoch): the collapse signal
+(byol_bench.training.monitor) on the first MONITOR_IMAGES val images, the same batch each time. Every `run.monitor_knn_every` epochs (0: never): the evaluation's own
 weighted kNN (byol_bench.evaluation.knn) with the train split as the bank and val as queries,
 scored with val labels. Test images and labels are never read here.
 """
@@ -24,16 +24,17 @@ from byol_bench.training.monitor import MONITOR_IMAGES, collapse_figures
 
 
 def epoch_monitor(method: Method, data: LoadedDataset, cfg: dict, accelerator: Accelerator,
-                  knn_every: int = 0) -> Callable[[int], dict[str, float]]:
+                  knn_every: int = 0, every: int = 1) -> Callable[[int], dict[str, float]]:
     """epoch (0-based) -> the figures of that epoch's end; {} on the other processes."""
-    if not accelerator.is_main_process:
+    if not accelerator.is_main_process or (every <= 0 and knn_every <= 0):
         return lambda epoch: {}
     device = accelerator.device
     normalize = Normalize(data.card.mean, data.card.std).to(device)
     fixed = normalize(as_tensor(data.images["val"][:MONITOR_IMAGES]).to(device))
 
     def at_end_of(epoch: int) -> dict[str, float]:
-        figures = collapse_figures(method.encoder, projection_head(method), fixed)
+        figures = (collapse_figures(method.encoder, projection_head(method), fixed)
+                   if every > 0 and (epoch + 1) % every == 0 else {})
         if knn_every > 0 and (epoch + 1) % knn_every == 0:
             figures[f"monitor/knn_val_{data.card.primary_metric}"] = knn_on_val(method.encoder, data, cfg, normalize,
                                                                                device)
