@@ -1,7 +1,9 @@
 """pretrain.channels_last and pretrain.compile (byol_bench.training.speed): opt-in, out of the run
 hash, applied to both networks without renaming a parameter. Neither is bit-identical to the
-default path (NHWC kernels and compiled kernels round differently), so no default changed:
-both stay False."""
+default path (NHWC kernels and compiled kernels round differently), so no DEFAULTS changed:
+both stay False. One shipped config did change: configs/default.yaml (the default benchmark)
+turns channels_last on, with eval.linear.cpu_threads 1 and run.monitor_every 5 (the last
+changes no number: tests/test_watch.py)."""
 import copy
 
 import torch
@@ -50,3 +52,12 @@ def test_a_channels_last_step_computes_the_same_loss_up_to_rounding():
     loss_nhwc, _ = nhwc.training_step(nhwc.online, [v.contiguous(memory_format=torch.channels_last)
                                                     for v in views], ctx)
     torch.testing.assert_close(loss_nhwc, loss, rtol=1e-5, atol=1e-6)
+
+
+def test_the_default_benchmark_is_the_one_config_that_changed_its_speed_defaults():
+    from byol_bench.config import load_config
+    from byol_bench.shipped import shipped
+    cfg = load_config(shipped("configs") / "default.yaml")
+    assert cfg["pretrain"]["channels_last"] is True and cfg["pretrain"]["compile"] is False
+    assert cfg["eval"]["linear"]["cpu_threads"] == 1 and DEFAULTS["eval"]["linear"]["cpu_threads"] == 0
+    assert cfg["run"]["monitor_every"] == 5 and DEFAULTS["run"]["monitor_every"] == 1
