@@ -192,12 +192,14 @@ def test_a_run_alive_when_last_read_is_read_again_before_it_is_judged_stale(tmp_
 
 def test_a_slurm_tasks_lookup_opens_only_its_own_runs_files(store, monkeypatch):
     """An array task plans its one run from the records the store's index lists for its run hash
-    (noted by the submitter for a store made before the index): it opens only those folders'
-    files, and decides as a plan over the whole store does."""
+    (the submitter notes the folders it read of the runs it submits, as in a store made before the
+    index): it opens only those folders' files, and decides as a plan over the whole store does."""
+    import shutil
     from byol_bench.config import load_config
+    from byol_bench.launch.common import watch
+    from byol_bench.launch.slurm import note_submitted, task_plan
     from byol_bench.plan.grid import expand_grid
-    from byol_bench.store.records import StoreReader, load_runs
-    from byol_bench.store.run_index import note_run
+    from byol_bench.store.records import load_runs
 
     grid, results = store
     runs = results / "runs"
@@ -210,17 +212,16 @@ def test_a_slurm_tasks_lookup_opens_only_its_own_runs_files(store, monkeypatch):
     picks = [next(h for h, s in whole.items() if s.done), next(h for h, s in whole.items() if "interrupted" in s.note),
              next(h for h, s in whole.items() if h not in by_hash)]
     try:
+        note_submitted(runs, watch([whole[h] for h in picks], runs, cfg["run"]["stale_after_s"]), picks)
         for run_hash in picks:
-            for run_id in by_hash.get(run_hash, []):
-                note_run(runs, run_hash, run_id)
             counts = reads_of(monkeypatch, runs)
-            own = StoreReader(runs, cfg["run"]["stale_after_s"], run_hashes=[run_hash]).load()
-            spec = next(s for s in expand_grid(cfg, runs, own) if s.config["run_hash"] == run_hash)
+            (spec,), reader = task_plan(cfg, results, run_hash)
+            again = reader.load()  # the runner's check before the run
             monkeypatch.undo()
             assert {str(Path(p).relative_to(runs.resolve())) for p in counts} == \
                 {f"{i}/{name}" for i in by_hash.get(run_hash, []) for name in ("config.json", "run.json")}
+            assert [r.run_id for r in again] == by_hash.get(run_hash, [])
             assert (spec.done, spec.action, spec.note) == (whole[run_hash].done, whole[run_hash].action,
                                                            whole[run_hash].note)
     finally:
-        import shutil
         shutil.rmtree(runs / "_by_hash", ignore_errors=True)  # the module's store stays as built

@@ -161,6 +161,26 @@ def _job_setup() -> None:
                            "MASTER_ADDR": env.hostnames[0], "MASTER_PORT": str(master_port(env.raw_job_id))})
 
 
+def task_plan(cfg: dict, results_dir: Path, run_hash: str) -> tuple[list, StoreReader]:
+    """An array task's run (a list of one, or none when it left the grid) planned against its own
+    run's records alone, and the reader that asks them again before it runs: the folders the
+    store's index lists for its run hash (byol_bench.store.run_index), never the whole store."""
+    from byol_bench.plan.grid import expand_grid
+
+    store = StoreReader(results_dir / "runs", cfg["run"]["stale_after_s"], run_hashes=[run_hash])
+    specs = [s for s in expand_grid(cfg, results_dir / "runs", store.load()) if s.config["run_hash"] == run_hash]
+    return specs, store
+
+
+def note_submitted(runs_dir: Path, launched: RunWatch, run_hashes: list[str]) -> None:
+    """Note in the store's index every folder the submitter read of the runs it submits: folders
+    made before the index (each run notes itself since), which the tasks then find there."""
+    folders = launched.folders()
+    for run_hash in run_hashes:
+        for run_id in folders.get(run_hash, []):
+            note_run(runs_dir, run_hash, run_id)
+
+
 class RunJob(Checkpointable):
     """One run of the grid in a SLURM task; `checkpoint` (submitit.helpers.Checkpointable)
     resubmits the same callable and run hash: the run's state is in the store's checkpoints."""
@@ -172,16 +192,13 @@ class RunJob(Checkpointable):
         _job_setup()
         import torch
         from accelerate import Accelerator, DataLoaderConfiguration
-        from byol_bench.plan.grid import expand_grid
         from byol_bench.training.preemption import Preempted
         from byol_bench.run.grid_runner import run_grid
 
         cfg, results_dir = self.cfg, Path(self.results_dir)
         accelerator = Accelerator(mixed_precision=cfg["pretrain"]["mixed_precision"], cpu=not torch.cuda.is_available(),
                                   dataloader_config=DataLoaderConfiguration(non_blocking=True))
-        # Its own run's records only (the store's index: byol_bench.store.run_index), never the whole store.
-        store = StoreReader(results_dir / "runs", cfg["run"]["stale_after_s"], run_hashes=[run_hash])
-        specs = [s for s in expand_grid(cfg, results_dir / "runs", store.load()) if s.config["run_hash"] == run_hash]
+        specs, store = task_plan(cfg, results_dir, run_hash)
         if not specs:
             raise RuntimeError(f"run {run_hash} is not in the grid any more: did the code or the configs change "
                                "since submission? Submit again.")
@@ -334,10 +351,7 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
     warm_cache(todo, Path(job_cfg["data"]["root"]), Path(job_cfg["data"]["cache_dir"]))
     launched = watch(todo + queued, results_dir / "runs", stale)
     hashes = [s.config["run_hash"] for s in todo]
-    folders = launched.folders()
-    for run_hash in hashes:  # each task looks its run up in the index: a store made before it is noted here
-        for run_id in folders.get(run_hash, []):
-            note_run(results_dir / "runs", run_hash, run_id)
+    note_submitted(results_dir / "runs", launched, hashes)  # each task looks its own run up there
     captured = io.StringIO()  # submitit prints sbatch's stderr itself before raising: one line, ours
     try:
         with contextlib.redirect_stderr(captured):
