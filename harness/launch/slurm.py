@@ -372,7 +372,7 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
 
 
 def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], skipped: int, held: int,
-             store: RunWatch) -> int:
+             watched: RunWatch) -> int:
     """Poll squeue and the store every slurm.poll_s until no job of `job_ids` is queued or
     running; then the leaderboard. Returns 0 when every launched run ended COMPLETED or FAILED
     (a failed run is an outcome, as inline), 1 when some were interrupted or never ran."""
@@ -381,7 +381,7 @@ def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], s
     suspects: dict[str, float] = {}  # job -> since when it has been pending for a reason that cannot clear
     while True:
         rows = queue()
-        states = store.poll()
+        states = watched.poll()
         if rows is None:
             progress.show(progress_line(states) + " | squeue did not answer")
         else:
@@ -398,7 +398,7 @@ def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], s
             if confirmed:
                 raise _never_start(confirmed, mine)
         time.sleep(poll_s)
-    states = store.poll(fresh=True)  # as the last task left it
+    states = watched.poll(fresh=True)  # as the last task left it
     counts = summary_counts(launched, skipped, held, states)
     finish(cfg, results_dir, counts)
     return 0 if counts["COMPLETED"] + counts["FAILED"] == len(launched) else 1
