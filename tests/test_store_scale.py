@@ -174,16 +174,18 @@ def test_a_run_alive_when_last_read_is_read_again_before_it_is_judged_stale(tmp_
     run.json again before saying so (a late-shown heartbeat, NFS), and then no more while unchanged."""
     import json
     import time
-    from datetime import datetime, timezone
+    from datetime import datetime, timedelta, timezone
     from byol_bench.store.watch import RunWatch
 
     runs = tmp_path / "runs"
     (runs / "1").mkdir(parents=True)
     (runs / "1" / "config.json").write_text(json.dumps({"run_hash": "h"}))
-    now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
-    (runs / "1" / "run.json").write_text(json.dumps({"status": "RUNNING", "heartbeat": now}))
+    beat = datetime.now(timezone.utc) + timedelta(seconds=1)  # alive for 1.5 s from now, whatever the load
+    heartbeat = beat.replace(tzinfo=None).isoformat()
+    (runs / "1" / "run.json").write_text(json.dumps({"status": "RUNNING", "heartbeat": heartbeat}))
     launched = RunWatch(["h"], runs, stale_after_s=0.5)
-    time.sleep(0.6)
+    assert launched.since == {}  # alive at the start: its outcome counts
+    time.sleep(max(0.0, (beat - datetime.now(timezone.utc)).total_seconds()) + 0.6)
     counts = reads_of(monkeypatch, runs)
     assert launched.poll() == {"h": "INTERRUPTED"}
     assert list(counts.values()) == [1]
