@@ -92,6 +92,9 @@ def encoders(results: Path) -> dict[str, dict]:
 
 def assert_same_as_inline(results: Path, inline: Path) -> None:
     mine, theirs = newest(results), newest(inline)
+    for store in (results, inline):  # every run noted by its run hash: a task looks up only its own
+        assert all((store / "runs" / "_by_hash" / r["config"]["run_hash"] / str(r["id"])).is_file()
+                   for r in records(store))
     assert all(r["run"]["status"] == "COMPLETED" for r in mine.values())
     for run_hash, record in mine.items():
         assert numbers(record) == numbers(theirs[run_hash]), record["config"]["method"]

@@ -4,7 +4,8 @@ lines, and the closing summary and leaderboard.
 The launchers count from the store, never from what their workers say: a worker that skipped a
 run because a sibling worker held it would otherwise count it twice or not at all. Each run's
 outcome is the newest record of its identity after those that had ended when the command
-started (`ended_before`):
+started (byol_bench.store.watch.RunWatch, which reads the store whole once, then at each poll
+only what changed):
 COMPLETED, FAILED, INTERRUPTED (checkpointed: the same command resumes it), RUNNING (held by a
 live invocation), or none (queued, or left to another invocation).
 """
@@ -19,7 +20,7 @@ import byol_bench
 from byol_bench.config import CLAIM_HEARTBEAT_S
 from byol_bench.store.claims import holder_state
 from byol_bench.plan.grid import RunSpec
-from byol_bench.store.records import load_runs
+from byol_bench.store.watch import RunWatch
 
 
 def entry_point(*argv: str) -> list[str]:
@@ -65,28 +66,11 @@ def runs_to_do(specs: list[RunSpec], results_dir: Path, stale_after_s: float,
     return sorted(todo, key=lambda s: order[id(s)]), sorted(held, key=lambda s: order[id(s)])
 
 
-def ended_before(specs: list[RunSpec], runs_dir: Path, stale_after_s: float) -> dict[str, int]:
-    """run_hash -> id of its newest record that had ended (anything but RUNNING) when the command
-    started: the records after it are this command's, or those of the live invocation or queued
-    task the run was left to (a record RUNNING now counts, and so does its outcome)."""
-    wanted = {s.config["run_hash"] for s in specs}
-    out: dict[str, int] = {}
-    for record in load_runs(runs_dir, stale_after_s):
-        run_hash = record.config.get("run_hash")
-        if run_hash in wanted and record.status != "RUNNING" and record.run_id.isdigit():
-            out[run_hash] = max(out.get(run_hash, 0), int(record.run_id))
-    return out
-
-
-def outcomes(specs: list[RunSpec], runs_dir: Path, stale_after_s: float, since: dict[str, int]) -> dict[str, str | None]:
-    """run_hash -> status of its newest record after `since[run_hash]` (None: no such record)."""
-    wanted = {s.config["run_hash"] for s in specs}
-    out: dict[str, str | None] = dict.fromkeys(wanted)
-    for record in load_runs(runs_dir, stale_after_s):  # oldest first: the newest wins
-        run_hash = record.config.get("run_hash")
-        if run_hash in wanted and record.run_id.isdigit() and int(record.run_id) > since.get(run_hash, 0):
-            out[run_hash] = record.status
-    return out
+def watch(specs: list[RunSpec], runs_dir: Path, stale_after_s: float) -> RunWatch:
+    """The launched runs' outcomes, polled (`poll()`) while they run: made when the command starts,
+    so that records ended before then never count, and those after (this command's, or those of
+    the live invocation or queued task a run was left to; a record RUNNING now counts) do."""
+    return RunWatch([s.config["run_hash"] for s in specs], runs_dir, stale_after_s)
 
 
 STATE_WORDS = {"COMPLETED": "done", "FAILED": "failed", "INTERRUPTED": "interrupted", "RUNNING": "running", None: "queued"}

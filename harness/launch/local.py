@@ -47,8 +47,8 @@ from pathlib import Path
 import yaml
 
 from byol_bench.errors import UserError
-from byol_bench.launch.common import (Progress, child_env, entry_point, finish, ended_before, outcomes,
-                                      progress_line, runs_to_do, summary_counts, warm_cache)
+from byol_bench.launch.common import (Progress, child_env, entry_point, finish, progress_line, runs_to_do,
+                                      summary_counts, warm_cache, watch)
 
 POLL_S = 2.0
 
@@ -113,7 +113,7 @@ def run_local(cfg: dict, specs: list, results_dir: Path, workers: int) -> int:
         raise RuntimeError(f"the resolved config does not survive YAML ({config_path}); please report this")
 
     argv = ["--config", str(config_path), "--results-dir", str(results_dir), "--launcher", "inline", "--worker"]
-    since = ended_before(todo, runs_dir, stale)
+    launched = watch(todo, runs_dir, stale)
     procs, logs = [], []
     received: list[int] = []
 
@@ -147,7 +147,7 @@ def run_local(cfg: dict, specs: list, results_dir: Path, workers: int) -> int:
               f"{f', {len(held)} left to the invocation that holds them' if held else ''}", flush=True)
         progress = Progress("local")
         while any(p.poll() is None for p in procs):
-            progress.show(progress_line(outcomes(todo, runs_dir, stale, since)))
+            progress.show(progress_line(launched.poll()))
             time.sleep(POLL_S)
     finally:
         for proc in procs:  # an exception here (not a signal): stop the children, then wait
@@ -158,7 +158,7 @@ def run_local(cfg: dict, specs: list, results_dir: Path, workers: int) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-    states = outcomes(todo, runs_dir, stale, since)
+    states = launched.poll(fresh=True)  # as the workers left it
     progress.show(progress_line(states))
     failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
     finish(cfg, results_dir, summary_counts(todo, skipped, len(held), states))

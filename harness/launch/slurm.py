@@ -17,7 +17,10 @@ harness/launch/slurm_fit.py.
 
 A task. `RunJob(run_hash)` is pickled by submitit (cloudpickle, by reference: the job runs this
 interpreter, which imports the installed byol_bench; from a checkout, the batch script puts the
-checkout on PYTHONPATH). It starts in the submitter's folder. It expands the same grid against the store as it is then, keeps the one run, and
+checkout on PYTHONPATH). It starts in the submitter's folder. It expands the same grid against its
+own run's records in the store as it is then (found by run hash in the store's index,
+harness/store/run_index.py, which the submitter completes for stores made before it: no task
+reads the whole store), keeps the one run, and
 runs it through `run_grid`, as the inline launcher would: the run claim, checkpoints, resume
 and the Sacred record are the same. torch's threads are set to the task's CPUs
 (SLURM_CPUS_PER_TASK) unless OMP_NUM_THREADS is set: on CPU a run's numbers depend on its
@@ -70,8 +73,11 @@ from pathlib import Path
 
 from byol_bench.errors import UserError
 from byol_bench.store.atomic_io import atomic_write_text
-from byol_bench.launch.common import (Progress, checkout_on_path, finish, ended_before, outcomes, progress_line,
-                                      runs_to_do, summary_counts, warm_cache)
+from byol_bench.store.records import StoreReader
+from byol_bench.store.run_index import note_run
+from byol_bench.store.watch import RunWatch
+from byol_bench.launch.common import (Progress, checkout_on_path, finish, progress_line, runs_to_do, summary_counts,
+                                      warm_cache, watch)
 from byol_bench.launch.slurm_fit import (NODE_REASONS, USER_LIMIT, USER_LIMIT_GRACE_S, Request, job_request, misfit,
                                       never_clears, read_partition)
 
@@ -155,6 +161,26 @@ def _job_setup() -> None:
                            "MASTER_ADDR": env.hostnames[0], "MASTER_PORT": str(master_port(env.raw_job_id))})
 
 
+def task_plan(cfg: dict, results_dir: Path, run_hash: str) -> tuple[list, StoreReader]:
+    """An array task's run (a list of one, or none when it left the grid) planned against its own
+    run's records alone, and the reader that asks them again before it runs: the folders the
+    store's index lists for its run hash (byol_bench.store.run_index), never the whole store."""
+    from byol_bench.plan.grid import expand_grid
+
+    store = StoreReader(results_dir / "runs", cfg["run"]["stale_after_s"], run_hashes=[run_hash])
+    specs = [s for s in expand_grid(cfg, results_dir / "runs", store.load()) if s.config["run_hash"] == run_hash]
+    return specs, store
+
+
+def note_submitted(runs_dir: Path, launched: RunWatch, run_hashes: list[str]) -> None:
+    """Note in the store's index every folder the submitter read of the runs it submits: folders
+    made before the index (each run notes itself since), which the tasks then find there."""
+    folders = launched.folders()
+    for run_hash in run_hashes:
+        for run_id in folders.get(run_hash, []):
+            note_run(runs_dir, run_hash, run_id)
+
+
 class RunJob(Checkpointable):
     """One run of the grid in a SLURM task; `checkpoint` (submitit.helpers.Checkpointable)
     resubmits the same callable and run hash: the run's state is in the store's checkpoints."""
@@ -166,14 +192,13 @@ class RunJob(Checkpointable):
         _job_setup()
         import torch
         from accelerate import Accelerator, DataLoaderConfiguration
-        from byol_bench.plan.grid import expand_grid
         from byol_bench.training.preemption import Preempted
         from byol_bench.run.grid_runner import run_grid
 
         cfg, results_dir = self.cfg, Path(self.results_dir)
         accelerator = Accelerator(mixed_precision=cfg["pretrain"]["mixed_precision"], cpu=not torch.cuda.is_available(),
                                   dataloader_config=DataLoaderConfiguration(non_blocking=True))
-        specs = [s for s in expand_grid(cfg, results_dir / "runs") if s.config["run_hash"] == run_hash]
+        specs, store = task_plan(cfg, results_dir, run_hash)
         if not specs:
             raise RuntimeError(f"run {run_hash} is not in the grid any more: did the code or the configs change "
                                "since submission? Submit again.")
@@ -183,7 +208,8 @@ class RunJob(Checkpointable):
             counts = run_grid(specs, accelerator, results_dir, Path(cfg["data"]["root"]), cache_dir,
                               wait_timeout_h=cfg["run"]["wait_timeout_h"],
                               checkpoint_every_min=cfg["run"]["checkpoint_every_min"],
-                              stale_after_s=cfg["run"]["stale_after_s"], heartbeat_s=cfg["run"]["heartbeat_s"])
+                              stale_after_s=cfg["run"]["stale_after_s"], heartbeat_s=cfg["run"]["heartbeat_s"],
+                              store=store)
         except Preempted as exc:
             self._requeue_on_usr_signal(exc.signum)
             return {**out, "status": "INTERRUPTED", "signal": signal.Signals(exc.signum).name}
@@ -310,7 +336,7 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
         print(f"slurm: nothing to submit ({skipped} completed, {len(held) + len(queued)} queued or running elsewhere)")
         if wait and queued:
             return wait_for(cfg, results_dir, queued, [known[s.config["run_hash"]] for s in queued], skipped,
-                            len(held), ended_before(queued, results_dir / "runs", stale))
+                            len(held), watch(queued, results_dir / "runs", stale))
         if wait:
             finish(cfg, results_dir, summary_counts([], skipped, len(held), {}))
         return 0
@@ -323,8 +349,9 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
     partition = check_fits(settings)
     job_cfg = _absolute(cfg, results_dir)
     warm_cache(todo, Path(job_cfg["data"]["root"]), Path(job_cfg["data"]["cache_dir"]))
-    since = ended_before(todo + queued, results_dir / "runs", stale)
+    launched = watch(todo + queued, results_dir / "runs", stale)
     hashes = [s.config["run_hash"] for s in todo]
+    note_submitted(results_dir / "runs", launched, hashes)  # each task looks its own run up there
     captured = io.StringIO()  # submitit prints sbatch's stderr itself before raising: one line, ours
     try:
         with contextlib.redirect_stderr(captured):
@@ -341,22 +368,20 @@ def submit(cfg: dict, specs: list, results_dir: Path, wait: bool = False) -> int
         print(f"slurm: `squeue -j {array}` or `--status` to follow; the same command with --wait to wait for them")
         return 0
     return wait_for(cfg, results_dir, todo + queued, ids + [known[s.config["run_hash"]] for s in queued],
-                    skipped, len(held), since)
+                    skipped, len(held), launched)
 
 
 def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], skipped: int, held: int,
-             since: dict[str, int]) -> int:
+             watched: RunWatch) -> int:
     """Poll squeue and the store every slurm.poll_s until no job of `job_ids` is queued or
     running; then the leaderboard. Returns 0 when every launched run ended COMPLETED or FAILED
     (a failed run is an outcome, as inline), 1 when some were interrupted or never ran."""
     poll_s = cfg["slurm"]["poll_s"]
-    runs_dir = results_dir / "runs"
-    stale = cfg["run"]["stale_after_s"]
     progress = Progress("slurm")
     suspects: dict[str, float] = {}  # job -> since when it has been pending for a reason that cannot clear
     while True:
         rows = queue()
-        states = outcomes(launched, runs_dir, stale, since)
+        states = watched.poll()
         if rows is None:
             progress.show(progress_line(states) + " | squeue did not answer")
         else:
@@ -373,7 +398,7 @@ def wait_for(cfg: dict, results_dir: Path, launched: list, job_ids: list[str], s
             if confirmed:
                 raise _never_start(confirmed, mine)
         time.sleep(poll_s)
-    states = outcomes(launched, runs_dir, stale, since)  # as the last task left it
+    states = watched.poll(fresh=True)  # as the last task left it
     counts = summary_counts(launched, skipped, held, states)
     finish(cfg, results_dir, counts)
     return 0 if counts["COMPLETED"] + counts["FAILED"] == len(launched) else 1

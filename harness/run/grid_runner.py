@@ -41,18 +41,21 @@ def completed_in_store(store: StoreReader, spec: RunSpec) -> bool:
 
 def run_grid(specs: list[RunSpec], accelerator: Accelerator, results_dir: Path, data_root: Path,
              cache_dir: Path, wait_timeout_h: float = 48.0, checkpoint_every_min: float = 10.0,
-             stale_after_s: float = 120.0, heartbeat_s: float = CLAIM_HEARTBEAT_S) -> dict[str, int]:
+             stale_after_s: float = 120.0, heartbeat_s: float = CLAIM_HEARTBEAT_S,
+             store: StoreReader | None = None) -> dict[str, int]:
     """Run every spec not already done; returns counts by status. On SIGTERM / SIGUSR2 the run
-    in progress checkpoints and `Preempted` propagates (the same command resumes it)."""
+    in progress checkpoints and `Preempted` propagates (the same command resumes it). `store`:
+    what is asked before each run whether another invocation completed it (default: the whole
+    store; a SLURM task passes a reader of its own run's folders)."""
     with preemption.handled():
         return _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeout_h,
-                         checkpoint_every_min, stale_after_s, heartbeat_s)
+                         checkpoint_every_min, stale_after_s, heartbeat_s, store)
 
 
 def _run_grid(specs, accelerator, results_dir, data_root, cache_dir, wait_timeout_h,
-              checkpoint_every_min, stale_after_s, heartbeat_s) -> dict[str, int]:
+              checkpoint_every_min, stale_after_s, heartbeat_s, store) -> dict[str, int]:
     runs_dir = results_dir / "runs"
-    store = StoreReader(runs_dir)
+    store = store or StoreReader(runs_dir)
     agreement = Agreement(accelerator.num_processes, wait_timeout_h * 3600)
     # Every process must agree on what to run: the main process's view of the store decides.
     actions = [[s.action for s in specs]]

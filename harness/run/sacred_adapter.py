@@ -24,6 +24,7 @@ from byol_bench.plan.grid import RunSpec
 from byol_bench.run.execute import execute
 from byol_bench.run.tracking import run_trackers
 from byol_bench.shipped import checkout_folder
+from byol_bench.store.run_index import note_run
 from byol_bench.training.agreement import Agreement
 from byol_bench.training.preemption import ClaimLost
 
@@ -70,6 +71,8 @@ def sacred_run(spec: RunSpec, data: LoadedDataset, accelerator: Accelerator, run
     @ex.main
     def main(_config, _run):
         config = json.loads(json.dumps(_config))   # Sacred's read-only containers -> plain
+        if accelerator.is_main_process:  # found by its run hash without a pass over the store
+            note_run(runs_dir, config["run_hash"], str(_run._id))
         with run_trackers(accelerator, spec.watch.get("log_with", "none"), runs_dir.parent, str(_run._id), config):
             return execute(config, data, accelerator, _run.log_scalar, _run.info, load_other, agreement,
                            results_dir=runs_dir.parent, run_id=str(_run._id), action=spec.action,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from byol_bench.store.claims import gone_holder
+from byol_bench.store.run_index import indexed_runs
 
 
 @dataclass
@@ -105,6 +106,18 @@ def effective_status(run: dict, stale_after_s: float, now: datetime | None = Non
     return status, ""
 
 
+def run_status(run: dict, run_hash: str, results_dir: Path, stale_after_s: float) -> tuple[str, str]:
+    """(status, reason) of a run from its run.json as read now: `effective_status`, with the
+    claim of a RUNNING run asked whether its process is gone, and a FAILED run's last trace line."""
+    gone = gone_holder(results_dir, run_hash) if run.get("status") == "RUNNING" else None
+    status, reason = effective_status(run, stale_after_s, gone=gone)
+    status = str(status)
+    if status == "FAILED":
+        trace = run.get("fail_trace")
+        reason = str(trace[-1]).strip() if isinstance(trace, list) and trace else "unknown failure"
+    return status, reason
+
+
 def load_runs(runs_dir: Path, stale_after_s: float = STALE_AFTER_S) -> list[RunRecord]:
     """Every readable run folder, oldest first (Sacred numbers them 1, 2, ...); RUNNING runs
     with a stale heartbeat, or whose claim's process on this host is gone, come back INTERRUPTED.
@@ -117,23 +130,35 @@ class StoreReader:
     invocation completed it) and reads a run folder's files only when they may have changed since
     the last `load`: Sacred never writes to a run once it recorded it COMPLETED, so those records
     are kept; new folders and every other run (running, failed, interrupted, unreadable) are read
-    afresh."""
+    afresh.
 
-    def __init__(self, runs_dir: Path, stale_after_s: float = STALE_AFTER_S):
+    `run_hashes`: read only the run folders the store's index lists for these run hashes
+    (byol_bench.store.run_index), and keep those that hold one of them: a SLURM array task's
+    look at its own run, never a pass over the whole store."""
+
+    def __init__(self, runs_dir: Path, stale_after_s: float = STALE_AFTER_S, run_hashes=None):
         self.runs_dir, self.stale_after_s = Path(runs_dir), stale_after_s
+        self.run_hashes = None if run_hashes is None else set(run_hashes)
         self._completed: dict[str, RunRecord] = {}
 
     def load(self) -> list[RunRecord]:
-        """Every readable run folder now, oldest first (see `load_runs`)."""
+        """Every readable run folder now (of `run_hashes` when given), oldest first (see `load_runs`)."""
         if not self.runs_dir.is_dir():
             return []
         records = []
-        folders = [p for p in self.runs_dir.iterdir() if p.name.isdigit() and p.is_dir()]
-        for folder in sorted(folders, key=lambda p: int(p.name)):
+        for folder in self._folders():
             record = self._completed.get(folder.name) or self._read(folder)
-            if record is not None:
+            if record is not None and (self.run_hashes is None or record.config.get("run_hash") in self.run_hashes):
                 records.append(record)
         return records
+
+    def _folders(self) -> list[Path]:
+        if self.run_hashes is None:
+            folders = [p for p in self.runs_dir.iterdir() if p.name.isdigit() and p.is_dir()]
+        else:  # a noted folder since removed is no run
+            names = {name for h in self.run_hashes for name in indexed_runs(self.runs_dir, h)}
+            folders = [p for p in map(self.runs_dir.joinpath, names) if p.is_dir()]
+        return sorted(folders, key=lambda p: int(p.name))
 
     def _read(self, folder: Path) -> RunRecord | None:
         (config, config_why), (run, run_why) = (read_json_object(folder / "config.json"),
@@ -142,13 +167,7 @@ class StoreReader:
             report_unreadable(folder, config_why or run_why)
             return None
         result = run.get("result") if isinstance(run.get("result"), dict) else {}
-        gone = (gone_holder(self.runs_dir.parent, str(config.get("run_hash", "")))
-                if run.get("status") == "RUNNING" else None)
-        status, reason = effective_status(run, self.stale_after_s, gone=gone)
-        status = str(status)
-        if status == "FAILED":
-            trace = run.get("fail_trace")
-            reason = str(trace[-1]).strip() if isinstance(trace, list) and trace else "unknown failure"
+        status, reason = run_status(run, str(config.get("run_hash", "")), self.runs_dir.parent, self.stale_after_s)
         record = RunRecord(folder.name, config, status, result, reason, folder,
                            {k: run[k] for k in SACRED_FIELDS if k in run})
         if run.get("status") == "COMPLETED":
