@@ -19,4 +19,4 @@ def test_fashion_cpu_grid_runs_every_method_with_enough_seeds(tmp_path):
     comparisons = len(methods) - 1
     # the smallest Holm-adjusted exact Wilcoxon p with n seeds is comparisons * 2 / 2^n
     assert comparisons * 2 / 2 ** n_seeds < 0.05 and n_seeds >= math.ceil(math.log2(2 * comparisons / 0.05))
-    assert all(s.config["data"]["train_subsample"] == 4000 and s.config["data"]["image_size"] == 16 for s in specs)
+    assert all(s.config["data"]["train_subsample"] == 16000 and s.config["data"]["image_size"] == 16 for s in specs)
