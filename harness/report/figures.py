@@ -6,15 +6,22 @@ Training curves: mean train/loss per epoch and method, over seeds.
 {"train/loss": {"steps": [...], "values": [...]}}) and averages them per step; `plot_curves`
 draws one dataset's curves. `cd_diagram` draws the overall ranking. Both use matplotlib's
 object API on an Agg canvas, so pyplot's global state is never touched.
+
+Drawing is most of a leaderboard's time on a large store, so a figure is drawn only when its
+inputs changed: each PNG carries a key (a text chunk) that digests every input of the drawing,
+the numbers drawn and the title, this module's code, matplotlib's version and rc settings. A
+PNG whose key matches is kept as it is; a missing, foreign or truncated one is drawn again.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
@@ -24,6 +31,9 @@ from byol_bench.report.stats import nonsignificant_groups
 from byol_bench.store.atomic_io import atomic_write_bytes
 
 CURVE = "train/loss"
+KEY_FIELD = "byol-bench figure key"  # the PNG text chunk that holds a figure's key
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND\xaeB`\x82"
 
 
 @dataclass
@@ -57,19 +67,93 @@ def training_curves(records, name: str = CURVE) -> dict[str, dict[str, Curve]]:
             by_cell[(dataset, method)].append(curve)
     out: dict[str, dict[str, Curve]] = defaultdict(dict)
     for (dataset, method), curves in sorted(by_cell.items()):
-        steps = sorted({s for c in curves for s in c})
-        per_step = [[c[s] for c in curves if s in c and math.isfinite(c[s])] for s in steps]
-        keep = [i for i, vals in enumerate(per_step) if vals]
-        out[dataset][method] = Curve(
-            steps=np.array([steps[i] for i in keep]),
-            mean=np.array([np.mean(per_step[i]) for i in keep]),
-            std=np.array([np.std(per_step[i], ddof=1) if len(per_step[i]) > 1 else 0.0 for i in keep]),
-            n_seeds=len(curves))
+        out[dataset][method] = mean_curve(curves)
     return dict(out)
 
 
-def save_png(fig, path: Path, **savefig_kwargs) -> None:
-    """Render to memory, then replace `path` atomically: a reader never sees half a PNG."""
+def mean_curve(curves: list[dict[int, float]]) -> Curve:
+    """Mean and std (ddof=1; 0 for one value) per step over the finite values the curves have
+    there; steps without any are left out."""
+    steps = sorted({s for c in curves for s in c})
+    if len(curves) > 1 and all(len(c) == len(steps) for c in curves):
+        # Every curve logged every step: one (steps, seeds) array, reduced along its rows. Each
+        # row is reduced as the 1-D list of the general case would be: the same numbers.
+        table = np.array([[c[s] for c in curves] for s in steps], dtype=np.float64)
+        if np.isfinite(table).all():
+            return Curve(steps=np.array(steps), mean=table.mean(axis=1), std=table.std(axis=1, ddof=1),
+                         n_seeds=len(curves))
+    per_step = [[c[s] for c in curves if s in c and math.isfinite(c[s])] for s in steps]
+    keep = [i for i, vals in enumerate(per_step) if vals]
+    return Curve(
+        steps=np.array([steps[i] for i in keep]),
+        mean=np.array([np.mean(per_step[i]) for i in keep]),
+        std=np.array([np.std(per_step[i], ddof=1) if len(per_step[i]) > 1 else 0.0 for i in keep]),
+        n_seeds=len(curves))
+
+
+@lru_cache(maxsize=1)
+def drawing_version() -> str:
+    """Digest of what draws a figure besides its numbers: this module's code, matplotlib's
+    version and its rc settings (read raw, so the backend is not resolved for them)."""
+    import matplotlib
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(matplotlib.__version__.encode())
+    settings = sorted((k, repr(v)) for k, v in dict.items(matplotlib.rcParams) if k != "backend")
+    digest.update(repr(settings).encode())
+    return digest.hexdigest()
+
+
+def _feed(digest, value) -> None:
+    """Add `value` (numbers, text, arrays, and lists, tuples and dicts of them) to `digest`,
+    typed and delimited, so that two different inputs never feed the same bytes."""
+    if isinstance(value, np.ndarray):
+        digest.update(f"array {value.dtype.str} {value.shape};".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__} {len(value)};".encode())
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, dict):
+        _feed(digest, sorted(value.items()))
+    else:
+        digest.update(f"{type(value).__name__} {value!r};".encode())
+
+
+def figure_key(*inputs) -> str:
+    """The key of a figure drawn from `inputs` by this code (see the module docstring)."""
+    digest = hashlib.sha256(drawing_version().encode())
+    _feed(digest, inputs)
+    return digest.hexdigest()
+
+
+def stored_key(path: Path) -> str | None:
+    """The key a complete PNG at `path` was saved with; None when there is no file, no key or
+    no complete PNG."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if not (data.startswith(PNG_SIGNATURE) and data.endswith(PNG_END)):
+        return None
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        if kind == b"tEXt":
+            field, _, text = data[pos + 8:pos + 8 + length].partition(b"\0")
+            if field == KEY_FIELD.encode("latin-1"):
+                return text.decode("latin-1")
+        if kind == b"IDAT":  # matplotlib writes its text chunks before the image data
+            return None
+        pos += 12 + length
+    return None
+
+
+def save_png(fig, path: Path, key: str | None = None, **savefig_kwargs) -> None:
+    """Render to memory, then replace `path` atomically: a reader never sees half a PNG. `key`
+    goes into the PNG as its KEY_FIELD text chunk."""
+    if key is not None:
+        savefig_kwargs["metadata"] = {**savefig_kwargs.get("metadata", {}), KEY_FIELD: key}
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight", **savefig_kwargs)
     atomic_write_bytes(path, buffer.getvalue())
@@ -81,7 +165,13 @@ def safe_name(text: str) -> str:
 
 
 def plot_curves(curves: dict[str, Curve], dataset: str, path: Path) -> Path:
-    """One PNG: each method's mean curve with a +-1 std band, methods in name order."""
+    """One PNG: each method's mean curve with a +-1 std band, methods in name order. Kept as it
+    is when it was drawn from the same curves by the same code (its key)."""
+    out = Path(path)
+    key = figure_key("curves", dataset, [(m, curves[m].n_seeds, curves[m].steps, curves[m].mean, curves[m].std)
+                                         for m in sorted(curves)])
+    if stored_key(out) == key:
+        return out
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -101,9 +191,8 @@ def plot_curves(curves: dict[str, Curve], dataset: str, path: Path) -> Path:
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(fontsize=8)
-    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_png(fig, out, dpi=120, metadata={"Software": None})
+    save_png(fig, out, key, dpi=120, metadata={"Software": None})
     return out
 
 
@@ -114,12 +203,17 @@ def cd_diagram(avg_ranks: Mapping[str, float], cd: float, path, title: str | Non
     hanging from its average rank to a label on the left (better half) or right side, and thick
     bars joining the methods whose ranks differ by less than the CD (`nonsignificant_groups`).
     Uses matplotlib's object API on an Agg canvas, so pyplot's global state is never touched.
+    Kept as it is when it was drawn from the same ranks, CD and title by the same code (its key).
     """
+    if len(avg_ranks) < 2:
+        raise ValueError("a CD diagram needs at least 2 methods")
+    out = Path(path)
+    key = figure_key("cd-diagram", {str(m): float(r) for m, r in avg_ranks.items()}, float(cd), title)
+    if stored_key(out) == key:
+        return out
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    if len(avg_ranks) < 2:
-        raise ValueError("a CD diagram needs at least 2 methods")
     names = sorted(avg_ranks, key=lambda name: (avg_ranks[name], name))
     ranks = [float(avg_ranks[name]) for name in names]
     k = len(names)
@@ -174,7 +268,6 @@ def cd_diagram(avg_ranks: Mapping[str, float], cd: float, path, title: str | Non
         ax.plot([ranks[i] - 0.03, ranks[j] + 0.03], [y, y], color="black", lw=4,
                 solid_capstyle="butt", clip_on=False)
 
-    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_png(fig, out, dpi=150)
+    save_png(fig, out, key, dpi=150)
     return out
