@@ -8,32 +8,29 @@ draws one dataset's curves. `cd_diagram` draws the overall ranking. Both use mat
 object API on an Agg canvas, so pyplot's global state is never touched.
 
 Drawing is most of a leaderboard's time on a large store, so a figure is drawn only when its
-inputs changed: each PNG carries a key (a text chunk) that digests every input of the drawing,
-the numbers drawn and the title, this module's code, matplotlib's version and rc settings. A
+inputs changed: each PNG carries the key of what it was drawn from (byol_bench.report.figure_keys:
+the numbers drawn and the title, this module's code, matplotlib's version and rc settings). A
 PNG whose key matches is kept as it is; a missing, foreign or truncated one is drawn again.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from byol_bench.report.figure_keys import KEY_FIELD, figure_key, stored_key
 from byol_bench.report.stats import nonsignificant_groups
 from byol_bench.store.atomic_io import atomic_write_bytes
 
 CURVE = "train/loss"
-KEY_FIELD = "byol-bench figure key"  # the PNG text chunk that holds a figure's key
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_END = b"IEND\xaeB`\x82"
+CODE = Path(__file__)  # the drawing code: part of every figure's key
 
 
 @dataclass
@@ -45,13 +42,39 @@ class Curve:
     n_seeds: int
 
 
+def logged_entry(text: str, name: str):
+    """The entry `name` of a metrics.json text, as json.loads(text)[name] gives it, decoding that
+    entry alone: the file holds every scalar the run logged, each point with a timestamp, and a
+    leaderboard reads thousands of them for one scalar. Sacred's file is an object of names, each
+    holding only steps, timestamps and values, so the last `"name":` in the text is the top-level
+    key json.loads keeps. Where the text does not read that way (the name escaped, or not
+    followed by a colon, or the text not ending the object), the whole text is decoded."""
+    key = json.dumps(name)
+    at = text.rfind(key)
+    if at >= 0 and text.rstrip().endswith("}"):
+        colon = _skip_space(text, at + len(key))
+        if text.startswith(":", colon):
+            value, end = _DECODER.raw_decode(text, _skip_space(text, colon + 1))
+            if text[_skip_space(text, end):_skip_space(text, end) + 1] in (",", "}"):
+                return value
+    return json.loads(text)[name]
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\n\r":
+        at += 1
+    return at
+
+
 def read_curve(run_path: Path | None, name: str = CURVE) -> dict[int, float]:
     """step -> value of one logged scalar; {} when the run logged none."""
     if run_path is None:
         return {}
     try:
-        metrics = json.loads((Path(run_path) / "metrics.json").read_text())
-        entry = metrics[name]
+        entry = logged_entry((Path(run_path) / "metrics.json").read_text(), name)
         return {int(s): float(v) for s, v in zip(entry["steps"], entry["values"])}
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
         return {}
@@ -91,64 +114,6 @@ def mean_curve(curves: list[dict[int, float]]) -> Curve:
         n_seeds=len(curves))
 
 
-@lru_cache(maxsize=1)
-def drawing_version() -> str:
-    """Digest of what draws a figure besides its numbers: this module's code, matplotlib's
-    version and its rc settings (read raw, so the backend is not resolved for them)."""
-    import matplotlib
-
-    digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(matplotlib.__version__.encode())
-    settings = sorted((k, repr(v)) for k, v in dict.items(matplotlib.rcParams) if k != "backend")
-    digest.update(repr(settings).encode())
-    return digest.hexdigest()
-
-
-def _feed(digest, value) -> None:
-    """Add `value` (numbers, text, arrays, and lists, tuples and dicts of them) to `digest`,
-    typed and delimited, so that two different inputs never feed the same bytes."""
-    if isinstance(value, np.ndarray):
-        digest.update(f"array {value.dtype.str} {value.shape};".encode())
-        digest.update(np.ascontiguousarray(value).tobytes())
-    elif isinstance(value, (list, tuple)):
-        digest.update(f"{type(value).__name__} {len(value)};".encode())
-        for item in value:
-            _feed(digest, item)
-    elif isinstance(value, dict):
-        _feed(digest, sorted(value.items()))
-    else:
-        digest.update(f"{type(value).__name__} {value!r};".encode())
-
-
-def figure_key(*inputs) -> str:
-    """The key of a figure drawn from `inputs` by this code (see the module docstring)."""
-    digest = hashlib.sha256(drawing_version().encode())
-    _feed(digest, inputs)
-    return digest.hexdigest()
-
-
-def stored_key(path: Path) -> str | None:
-    """The key a complete PNG at `path` was saved with; None when there is no file, no key or
-    no complete PNG."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return None
-    if not (data.startswith(PNG_SIGNATURE) and data.endswith(PNG_END)):
-        return None
-    pos = len(PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
-        if kind == b"tEXt":
-            field, _, text = data[pos + 8:pos + 8 + length].partition(b"\0")
-            if field == KEY_FIELD.encode("latin-1"):
-                return text.decode("latin-1")
-        if kind == b"IDAT":  # matplotlib writes its text chunks before the image data
-            return None
-        pos += 12 + length
-    return None
-
-
 def save_png(fig, path: Path, key: str | None = None, **savefig_kwargs) -> None:
     """Render to memory, then replace `path` atomically: a reader never sees half a PNG. `key`
     goes into the PNG as its KEY_FIELD text chunk."""
@@ -164,12 +129,17 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
+def curves_key(curves: dict[str, Curve], dataset: str) -> str:
+    """The key of `plot_curves`' figure: every number it draws, the labels and the title."""
+    return figure_key(CODE, "curves", dataset, [(m, curves[m].n_seeds, curves[m].steps, curves[m].mean,
+                                                 curves[m].std) for m in sorted(curves)])
+
+
 def plot_curves(curves: dict[str, Curve], dataset: str, path: Path) -> Path:
     """One PNG: each method's mean curve with a +-1 std band, methods in name order. Kept as it
     is when it was drawn from the same curves by the same code (its key)."""
     out = Path(path)
-    key = figure_key("curves", dataset, [(m, curves[m].n_seeds, curves[m].steps, curves[m].mean, curves[m].std)
-                                         for m in sorted(curves)])
+    key = curves_key(curves, dataset)
     if stored_key(out) == key:
         return out
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -203,22 +173,22 @@ def cd_diagram(avg_ranks: Mapping[str, float], cd: float, path, title: str | Non
     hanging from its average rank to a label on the left (better half) or right side, and thick
     bars joining the methods whose ranks differ by less than the CD (`nonsignificant_groups`).
     Uses matplotlib's object API on an Agg canvas, so pyplot's global state is never touched.
-    Kept as it is when it was drawn from the same ranks, CD and title by the same code (its key).
+    Kept as it is when it was drawn from the same ranks, CD, groups and title by the same code
+    (its key).
     """
     if len(avg_ranks) < 2:
         raise ValueError("a CD diagram needs at least 2 methods")
-    out = Path(path)
-    key = figure_key("cd-diagram", {str(m): float(r) for m, r in avg_ranks.items()}, float(cd), title)
-    if stored_key(out) == key:
-        return out
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     names = sorted(avg_ranks, key=lambda name: (avg_ranks[name], name))
     ranks = [float(avg_ranks[name]) for name in names]
     k = len(names)
     n_left = (k + 1) // 2
     groups = nonsignificant_groups(ranks, cd)
+    out = Path(path)
+    key = figure_key(CODE, "cd-diagram", [str(name) for name in names], ranks, float(cd), title, groups)
+    if stored_key(out) == key:
+        return out
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     # Vertical layout in data units (y grows downward): CD bar, axis at 0, group bars, labels.
     group_y0, group_step = 0.3, 0.14
