@@ -127,7 +127,8 @@ def test_wilcoxon_p_at_the_edges_of_scipy_methods():
              np.array([0.5, -0.5]), np.array([0.0, 0.0, 0.25])]
     for d in cases:
         assert same(wilcoxon_p(d), scipy_wilcoxon_p(d)), d
-    assert signed_rank.direct_p(np.arange(1.0, 52.0), True) is None  # beyond 50: scipy itself
+    assert signed_rank.direct_p(np.arange(1.0, 52.0)) is None  # beyond 50: scipy itself
+    assert signed_rank.direct_p(np.array([1.0, np.nan])) is None
 
 
 def test_t_interval_and_paired_t_p_are_scipy_bit_for_bit():

@@ -29,20 +29,27 @@ MAX_EXACT_N = 50        # counts fit int64 and every p is an exact float up to h
 MAX_PERMUTATION_N = 13  # scipy's method="auto" enumerates sign flips up to 13 differences
 
 
-def doubled_ranks(abs_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """2 x the average ranks of `abs_values` (integers: ties share 2i + c + 1 for a group of c
-    equal values starting at sorted position i) and the sizes of the tied groups."""
-    order = np.argsort(abs_values, kind="stable")
-    ordered = abs_values[order]
-    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-    counts = np.diff(np.append(starts, ordered.size))
-    ranks = np.empty(ordered.size, dtype=np.int64)
-    ranks[order] = np.repeat(2 * starts + counts + 1, counts)
-    return ranks, counts
+def ranked(nonzero: list[float]) -> tuple[tuple[int, ...], int, list[int]]:
+    """The doubled average ranks of |d| in ascending order (integers: a group of c equal values
+    from sorted position i shares 2i + c + 1), the observed 2 R+ and the tied groups' sizes.
+    Plain Python: for a few dozen values it is faster than numpy's per-call overhead."""
+    magnitudes = sorted(abs(v) for v in nonzero)
+    doubled: dict[float, int] = {}
+    groups = []
+    i, n = 0, len(magnitudes)
+    while i < n:
+        j = i + 1
+        while j < n and magnitudes[j] == magnitudes[i]:
+            j += 1
+        doubled[magnitudes[i]] = i + j + 1
+        groups.append(j - i)
+        i = j
+    observed = sum(doubled[v] for v in nonzero if v > 0)
+    return tuple(doubled[m] for m in magnitudes), observed, groups
 
 
 @lru_cache(maxsize=4096)
-def null_cumulative_counts(ranks: tuple[int, ...]) -> np.ndarray:
+def null_cumulative_counts(ranks: tuple[int, ...]) -> list[int]:
     """cum[k] = number of the 2^n sign patterns with 2 R+ <= k, for the sorted doubled ranks."""
     counts = np.zeros(sum(ranks) + 1, dtype=np.int64)
     counts[0] = 1
@@ -50,46 +57,44 @@ def null_cumulative_counts(ranks: tuple[int, ...]) -> np.ndarray:
         shifted = np.zeros_like(counts)
         shifted[w:] = counts[:-w]
         counts += shifted
-    return np.cumsum(counts)
+    return np.cumsum(counts).tolist()
 
 
-def exact_p(differences: np.ndarray) -> float:
-    """Two-sided p of the exact (conditional, with ties) sign-flip test on the non-zero
-    differences; 1.0 when there are none."""
-    nonzero = differences[differences != 0.0]
-    n = nonzero.size
-    if n == 0:
-        return 1.0
-    ranks, _ = doubled_ranks(np.abs(nonzero))
-    cum = null_cumulative_counts(tuple(sorted(ranks.tolist())))
-    observed = int(ranks[nonzero > 0].sum())  # 2 R+
-    at_most = int(cum[observed])
-    at_least = int(cum[-1]) - (int(cum[observed - 1]) if observed > 0 else 0)
-    return min(1.0, 2 * min(at_most, at_least) / 2 ** n)
+def exact_p(ranks: tuple[int, ...], observed: int) -> float:
+    """Two-sided p of the exact (conditional, with ties) sign-flip test: the doubled ranks of
+    the n non-zero differences, sorted, and the observed 2 R+."""
+    cum = null_cumulative_counts(ranks)
+    at_most = cum[observed]
+    at_least = cum[-1] - (cum[observed - 1] if observed > 0 else 0)
+    return min(1.0, 2 * min(at_most, at_least) / 2 ** len(ranks))
 
 
-def normal_p(differences: np.ndarray) -> float:
+def normal_p(observed: int, groups: list[int]) -> float:
     """scipy's `wilcoxon(d)` p by the normal approximation (zero_method="wilcox": zeros
     dropped; ties corrected; no continuity correction, scipy's default), its operations in
-    its order."""
-    nonzero = differences[differences != 0.0]
-    ranks, ties = doubled_ranks(np.abs(nonzero))
-    count = float(nonzero.size)
-    r_plus = float(ranks[nonzero > 0].sum()) / 2.0
+    its order: the observed 2 R+ and the tied groups' sizes of the non-zero differences."""
+    count = float(sum(groups))
+    r_plus = observed / 2.0
     mn = count * (count + 1.0) * 0.25
     se = count * (count + 1.0) * (2.0 * count + 1.0)
-    tie_correct = float(np.sum(ties.astype(np.float64) ** 3 - ties))
+    tie_correct = float(sum(t ** 3 - t for t in groups))
     se = np.sqrt((se - tie_correct / 2) / 24)
     z = (r_plus - mn) / se
     return float(2 * special.ndtr(-np.abs(z)))
 
 
-def direct_p(differences: np.ndarray, no_zeros_no_ties: bool) -> float | None:
-    """The p scipy would give for these differences (see the module docstring), or None where
-    this module does not reproduce it (more than MAX_EXACT_N differences): call scipy then."""
-    n = differences.size
-    if n > MAX_EXACT_N:
+def direct_p(differences: np.ndarray) -> float | None:
+    """The p scipy gives for these paired differences as byol_bench.report.stats.wilcoxon_p calls
+    it (see the module docstring), or None where this module does not reproduce it (more than
+    MAX_EXACT_N differences, or a NaN): call scipy then."""
+    values = differences.tolist()
+    if len(values) > MAX_EXACT_N or any(v != v for v in values):
         return None
-    if no_zeros_no_ties or n <= MAX_PERMUTATION_N:
-        return exact_p(differences)
-    return normal_p(differences)
+    nonzero = [v for v in values if v != 0.0]
+    if not nonzero:
+        return 1.0
+    ranks, observed, groups = ranked(nonzero)
+    zeros_or_ties = len(nonzero) < len(values) or len(groups) < len(nonzero)
+    if not zeros_or_ties or len(values) <= MAX_PERMUTATION_N:
+        return exact_p(ranks, observed)
+    return normal_p(observed, groups)

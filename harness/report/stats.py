@@ -121,15 +121,14 @@ def wilcoxon_p(differences: np.ndarray) -> float:
     approximation beyond that. All differences zero: p = 1 (no evidence of any difference).
     byol_bench.report.signed_rank computes those same p values directly (scipy beyond 50).
     """
+    direct = signed_rank.direct_p(differences)  # the same p, without scipy's overhead
+    if direct is not None:
+        return direct
     nonzero = differences[differences != 0.0]
     if nonzero.size == 0:
         return 1.0
     has_ties = np.unique(np.abs(nonzero)).size < nonzero.size
-    exact = nonzero.size == differences.size and not has_ties
-    direct = signed_rank.direct_p(differences, exact)  # the same p, without scipy's overhead
-    if direct is not None:
-        return direct
-    if exact:
+    if nonzero.size == differences.size and not has_ties:
         return float(scipy_stats.wilcoxon(differences, method="exact").pvalue)
     return float(scipy_stats.wilcoxon(differences).pvalue)
 
