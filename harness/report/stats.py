@@ -41,9 +41,10 @@ def _mean_and_standard_error(values: np.ndarray) -> tuple[np.float64, np.float64
     """The mean and s / sqrt(n) (s at ddof=1) in the operations scipy's ttest_1samp uses, in its
     order, so its statistics come out bit for bit (tests/test_stats_scipy.py pins that)."""
     n = values.size
-    mean = values.mean()
-    variance = np.mean((values - mean) ** 2) * (n / (n - 1))
-    return mean, np.sqrt(variance / n)
+    with np.errstate(all="ignore"):  # an infinite value gives NaN bounds, silently (as scipy's did)
+        mean = values.mean()
+        variance = np.mean((values - mean) ** 2) * (n / (n - 1))
+        return mean, np.sqrt(variance / n)
 
 
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
