@@ -21,16 +21,20 @@ PNG_END = b"IEND\xaeB`\x82"
 
 
 @lru_cache(maxsize=None)
-def drawing_version(code: Path) -> str:
-    """Digest of what draws a figure besides its numbers: the drawing code (the file `code`),
-    matplotlib's version and its rc settings (read raw, so the backend is not resolved)."""
+def code_version(code: Path) -> str:
+    """Digest of the drawing code (the file `code`) and matplotlib's version: fixed for a process."""
     import matplotlib
 
-    digest = hashlib.sha256(Path(code).read_bytes())
-    digest.update(matplotlib.__version__.encode())
-    settings = sorted((k, repr(v)) for k, v in dict.items(matplotlib.rcParams) if k != "backend")
-    digest.update(repr(settings).encode())
-    return digest.hexdigest()
+    return hashlib.sha256(Path(code).read_bytes() + matplotlib.__version__.encode()).hexdigest()
+
+
+def drawing_version(code: Path) -> str:
+    """Digest of what draws a figure besides its numbers: `code_version` and matplotlib's rc
+    settings, read at each call (a process may change them; the backend is left unresolved)."""
+    import matplotlib
+
+    settings = sorted((k, repr(matplotlib.rcParams[k])) for k in matplotlib.rcParams if k != "backend")
+    return hashlib.sha256((code_version(code) + repr(settings)).encode()).hexdigest()
 
 
 def _feed(digest, value) -> None:
