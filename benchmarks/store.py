@@ -17,7 +17,9 @@ so --dry-run and --status plan its whole grid against the store.
 Then times each command as a user runs it: a fresh interpreter (`python -m byol_bench`), the
 median of --repeat runs, the commands taken in turn (A, B, C, A, B, C, ...) so a noisy machine
 weighs on each alike. Interpreter start-up (`python -c pass`) and importing the commands' modules
-are timed the same way and reported separately. Prints one JSON line; nothing here is a test.
+are timed the same way and reported separately. `--leaderboard` keeps the figures whose inputs
+did not change (the warm case after a first run); `--leaderboard-cold` deletes results/figures
+first, so every figure is drawn. Prints one JSON line; nothing here is a test.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ METHODS = ("byol", "byol-ccsl", "byol-cssl", "byol-nn", "byol-nobn-gn", "byol-no
            "byol-nobn-ln-ws", "byol-nobn-none", "byol-nobn-none-ws", "byol-tracin", "random-init", "supervised")
 DATASETS = ("digits", "fashion-mnist", "mnist", "kmnist", "dermamnist", "stl10")
 COMMANDS = ("--leaderboard", "--status", "--dry-run")
+COLD = {"--leaderboard-cold": "--leaderboard"}  # --leaderboard after deleting results/figures
 LAYOUT = 1  # bump when the store's shape changes: a cached store of another layout is rebuilt
 
 
@@ -196,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--store-dir", type=Path, help="where the store is built and kept (default: "
                    "$TMPDIR/byol-bench-store-<runs>)")
     p.add_argument("--repeat", type=int, default=3, help="timings per command; the median is reported")
-    p.add_argument("--commands", default=",".join(COMMANDS), help="comma list of %(default)s")
+    p.add_argument("--commands", default=",".join(COMMANDS),
+                   help="comma list of %(default)s and --leaderboard-cold (figures/ deleted first)")
     args = p.parse_args(argv)
     store_dir = args.store_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"byol-bench-store-{args.runs}"
     results = cached_store(store_dir.resolve(), args.runs, args.epochs)
@@ -206,10 +210,13 @@ def main(argv: list[str] | None = None) -> None:
     probes = {"interpreter": [py, "-c", "pass"],
               "import": [py, "-c", "import byol_bench.cli, byol_bench.plan.grid, byol_bench.report.leaderboard"]}
     for command in commands:
-        probes[command] = [py, "-m", "byol_bench", "--config", str(grid), "--results-dir", str(results), command]
+        flag = COLD.get(command, command)
+        probes[command] = [py, "-m", "byol_bench", "--config", str(grid), "--results-dir", str(results), flag]
     times: dict[str, list[float]] = {name: [] for name in probes}
     for _ in range(args.repeat):
         for name, argv_ in probes.items():
+            if name in COLD:  # the leaderboard with no figure to keep: every one drawn
+                shutil.rmtree(results / "figures", ignore_errors=True)
             times[name].append(timed(argv_, results.parent))
     import byol_bench
     print(json.dumps({"runs": args.runs, "store": str(results), "checkout": str(Path(byol_bench.__file__).parents[1]),

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from byol_bench.report import stats
+from byol_bench.report.figure_keys import code_version, drawing_version, stored_key
+from byol_bench.report.figures import CODE, Curve, curves_key, logged_entry, mean_curve
 from byol_bench.report.leaderboard import write_leaderboard
 from byol_bench.report.cells import CellKey, choose_primary_metric, compare_by_seed, transfer_target
 from byol_bench.report.tables import pipe_table
@@ -328,3 +330,99 @@ def test_runs_of_another_config_under_one_key_are_listed_not_merged(tmp_path):
     records = json.loads((tmp_path / "leaderboard.json").read_text())
     by_dataset = {r["dataset"]: r["mean"] for r in records if r["protocol"] == "linear"}
     assert by_dataset == {"digits": 0.9, "digits [garg-jain-code]": 0.7}
+
+
+def drawn(root):
+    """Each PNG's identity: a redrawn figure is a new file (written beside, then renamed)."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (root / "figures").glob("*.png")}
+
+
+def test_figures_are_drawn_again_only_when_their_inputs_change(tmp_path):
+    root = build_store(tmp_path, seeds=(0, 1, 2), with_failed=False)
+    write_leaderboard(root, baseline="byol")
+    first = drawn(root)
+    assert set(first) == {"cd-diagram.png", "curves-digits.png", "curves-dermamnist.png"}
+    assert all(stored_key(root / "figures" / name) for name in first)
+    write_leaderboard(root, baseline="byol")  # the same store: every figure kept
+    assert drawn(root) == first
+
+    metrics = next(f for f in (root / "runs").iterdir() if f.name.isdigit() and (f / "metrics.json").exists()
+                   and json.loads((f / "config.json").read_text())["dataset"] == "digits") / "metrics.json"
+    curve = json.loads(metrics.read_text())
+    curve["train/loss"]["values"][1] += 0.5  # one run of digits logged another loss
+    metrics.write_text(json.dumps(curve))
+    write_leaderboard(root, baseline="byol")
+    second = drawn(root)
+    assert {name for name in first if second[name] != first[name]} == {"curves-digits.png"}
+
+    (root / "figures" / "curves-dermamnist.png").unlink()  # deleted: drawn again
+    # Another figure's PNG in its place (its key is not this figure's): drawn again.
+    (root / "figures" / "cd-diagram.png").write_bytes((root / "figures" / "curves-digits.png").read_bytes())
+    write_leaderboard(root, baseline="byol")
+    third = drawn(root)
+    assert {name for name in second if third.get(name) != second[name]} == {"curves-dermamnist.png", "cd-diagram.png"}
+    assert stored_key(root / "figures" / "cd-diagram.png") != stored_key(root / "figures" / "curves-digits.png")
+
+
+def test_a_curve_figures_key_sees_every_input():
+    steps = np.arange(1, 4)
+    base = {"byol": Curve(steps, np.array([2.0, 1.5, 1.2]), np.array([0.1, 0.1, 0.05]), 3)}
+    variants = [({"byol": Curve(steps, base["byol"].mean + [0, 0, 1e-12], base["byol"].std, 3)}, "digits"),
+                ({"byol": Curve(steps, base["byol"].mean, base["byol"].std * 2, 3)}, "digits"),
+                ({"byol": Curve(steps + 1, base["byol"].mean, base["byol"].std, 3)}, "digits"),
+                ({"byol": Curve(steps, base["byol"].mean, base["byol"].std, 4)}, "digits"),
+                ({"byol-nn": base["byol"]}, "digits"),
+                ({**base, "byol-nn": base["byol"]}, "digits"),
+                (base, "mnist")]
+    keys = {curves_key(curves, dataset) for curves, dataset in [(base, "digits"), *variants]}
+    assert len(keys) == 1 + len(variants)
+    before = curves_key(base, "digits")
+    import matplotlib
+    with matplotlib.rc_context({"lines.linewidth": 3.0}):  # matplotlib's settings draw the figure too
+        assert curves_key(base, "digits") != before
+    assert curves_key(base, "digits") == before
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matplotlib, "__version__", "0.0")
+        code_version.cache_clear()
+        assert curves_key(base, "digits") != before
+    code_version.cache_clear()
+    assert drawing_version(CODE) != drawing_version(CODE.with_name("stats.py"))  # and the drawing code
+
+
+def test_logged_entry_is_the_full_decode():
+    texts = ['{"a": {"steps": [1], "values": [2]}, "train/loss": {"steps": [0, 1], "values": [3.5, 2.25]}}',
+             '{\n  "train/loss" :\n {"steps": [0], "timestamps": ["t"], "values": [1e-3]},\n'
+             '  "train/loss/byol": {"steps": [1], "values": [9]}\n}\n',
+             '{"train\\/loss": {"steps": [0], "values": [1.0]}}',  # escaped: found by the full decode
+             '{"train/loss": {"steps": [0], "values": [1.0]}, "train/loss": {"steps": [5], "values": [2.0]}}',
+             '{"x": {"steps": [0], "timestamps": ["train/loss"], "values": [1.0]}, "train/loss": {"steps": [7]}}',
+             '{"train/loss": {"steps": [7]}, "x": {"steps": [0], "timestamps": ["train/loss"], "values": [1.0]}}']
+    for text in texts:
+        assert logged_entry(text, "train/loss") == json.loads(text)["train/loss"], text
+    with pytest.raises(KeyError):
+        logged_entry('{"a": {"steps": [1]}}', "train/loss")
+    with pytest.raises(json.JSONDecodeError):  # a truncated file is no curve, as before
+        logged_entry('{"train/loss": {"steps": [0], "values": [1.0]}, "b": [1, 2', "train/loss")
+
+
+def test_mean_curve_is_the_per_step_mean_and_std_bit_for_bit():
+    def per_step(curves):  # the computation before the (steps, seeds) array
+        steps = sorted({s for c in curves for s in c})
+        values = [[c[s] for c in curves if s in c and math.isfinite(c[s])] for s in steps]
+        keep = [i for i, v in enumerate(values) if v]
+        return ([steps[i] for i in keep], [np.mean(values[i]) for i in keep],
+                [np.std(values[i], ddof=1) if len(values[i]) > 1 else 0.0 for i in keep])
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        seeds, n = int(rng.integers(1, 25)), int(rng.integers(1, 40))
+        curves = [{s: float(rng.normal(1.0, 0.3) * 10.0 ** rng.integers(-3, 3)) for s in range(n)}
+                  for _ in range(seeds)]
+        if trial % 4 == 1:
+            curves[0].pop(0, None)  # a run that missed a step
+        if trial % 4 == 2:
+            curves[-1][n - 1] = float("nan")
+        steps, mean, std = per_step(curves)
+        got = mean_curve(curves)
+        assert got.steps.tolist() == steps and got.n_seeds == seeds
+        assert got.mean.tobytes() == np.array(mean).tobytes() and got.std.tobytes() == np.array(std).tobytes()

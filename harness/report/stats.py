@@ -12,11 +12,14 @@ Pure functions of numbers (scipy for the distributions); nothing here reads runs
 from __future__ import annotations
 
 import math
-import warnings
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
+from scipy import special
 from scipy import stats as scipy_stats
+
+from byol_bench.report import signed_rank
 
 VERDICTS = ("better", "worse", "n.s.", "n too small")
 
@@ -25,20 +28,47 @@ def _as_vector(values: Sequence[float]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).ravel()
 
 
+@lru_cache(maxsize=None)
+def t_quantiles(df: int, confidence: float) -> tuple[float, float]:
+    """The Student-t quantiles at (1 - confidence) / 2 and 1 - that, with df degrees of freedom:
+    one scipy call per (df, confidence), not one per interval."""
+    tail = (1.0 - confidence) / 2.0
+    low, high = special.stdtrit(float(df), np.array([tail, 1.0 - tail]))
+    return float(low), float(high)
+
+
+def _mean_and_standard_error(values: np.ndarray) -> tuple[np.float64, np.float64]:
+    """The mean and s / sqrt(n) (s at ddof=1) in the operations scipy's ttest_1samp uses, in its
+    order, so its statistics come out bit for bit (tests/test_stats_scipy.py pins that)."""
+    n = values.size
+    with np.errstate(all="ignore"):  # an infinite value gives NaN bounds, silently (as scipy's did)
+        mean = values.mean()
+        variance = np.mean((values - mean) ** 2) * (n / (n - 1))
+        return mean, np.sqrt(variance / n)
+
+
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Student-t CI of the mean, mean -/+ t_{(1+confidence)/2, n-1} * s / sqrt(n) with s at ddof=1:
-    scipy's `ttest_1samp(values, 0).confidence_interval(confidence)`. (NaN, NaN) when n < 2, where
-    no spread can be estimated (scipy would warn and return NaN too); (mean, mean) when every
-    value is the same; NaN bounds when a value is NaN."""
+    scipy's `ttest_1samp(values, 0).confidence_interval(confidence)`, bit for bit, without its
+    per-call overhead. (NaN, NaN) when n < 2, where no spread can be estimated (scipy would warn
+    and return NaN too); (mean, mean) when every value is the same; NaN bounds when a value is
+    NaN."""
     n = values.size
     if n < 2:
         return float("nan"), float("nan")
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-        # Equal values: t = d / 0 (scipy's "catastrophic cancellation" warning); the bounds,
-        # mean -/+ t_q * 0, are still the degenerate interval (mean, mean).
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ci = scipy_stats.ttest_1samp(values, 0.0).confidence_interval(confidence)
-    return float(ci.low), float(ci.high)
+    mean, standard_error = _mean_and_standard_error(values)
+    low, high = t_quantiles(n - 1, float(confidence))
+    return float(low * standard_error + mean), float(high * standard_error + mean)
+
+
+def paired_t_p(method: np.ndarray, baseline: np.ndarray) -> float:
+    """Two-sided p of the paired t-test: scipy's `ttest_rel(method, baseline).pvalue`, bit for
+    bit (t = mean(d) / (s / sqrt(n)), p = 2 * T_{n-1}(-|t|)); needs n >= 2."""
+    differences = method - baseline
+    mean, standard_error = _mean_and_standard_error(differences)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.divide(mean, standard_error)
+    return float(2 * special.stdtr(float(differences.size - 1), -np.abs(t)))
 
 
 def summarize(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
@@ -90,7 +120,11 @@ def wilcoxon_p(differences: np.ndarray) -> float:
     (method="auto") then enumerates all sign flips of the remaining differences, the exact
     conditional test, when there are at most 13 of them, and uses the tie-corrected normal
     approximation beyond that. All differences zero: p = 1 (no evidence of any difference).
+    byol_bench.report.signed_rank computes those same p values directly (scipy beyond 50).
     """
+    direct = signed_rank.direct_p(differences)  # the same p, without scipy's overhead
+    if direct is not None:
+        return direct
     nonzero = differences[differences != 0.0]
     if nonzero.size == 0:
         return 1.0
@@ -127,7 +161,7 @@ def paired_comparison(method_values: Sequence[float], baseline_values: Sequence[
         p_wilcoxon = p_ttest = 1.0  # scipy's t-test would return NaN from 0/0
     else:
         p_wilcoxon = wilcoxon_p(differences)
-        p_ttest = float(scipy_stats.ttest_rel(method, baseline).pvalue)
+        p_ttest = paired_t_p(method, baseline)
     return {
         "n": n,
         "diff": float(differences.mean()) if n else float("nan"),

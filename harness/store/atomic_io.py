@@ -12,8 +12,6 @@ import os
 import secrets
 from pathlib import Path
 
-import torch
-
 
 def _temp_beside(path: Path) -> tuple[int, Path]:
     """An open descriptor on a new, uniquely named temporary file in `path`'s folder."""
@@ -79,6 +77,8 @@ def _out_of_space(exc: BaseException | None) -> int | None:
 
 def atomic_torch_save(path: Path, payload) -> Path:
     """torch.save to `path`, atomically."""
+    import torch  # here, not at the top: the leaderboard writes through this module without torch
+
     return _atomic_write(path, lambda f: torch.save(payload, f))
 
 
