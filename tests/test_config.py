@@ -77,3 +77,15 @@ def test_hash_ignores_where_data_lives_but_not_what_is_computed():
     assert config_hash(a) == config_hash(b)
     assert config_hash(a) != config_hash(c)
     assert len(config_hash(a)) == 16
+
+
+def test_drop_keys_copies_only_the_paths_it_changes_and_leaves_the_input_alone():
+    import copy
+    import json
+    from byol_bench.config import drop_keys
+    cfg = {"a": {"b": {"c": 1, "d": [1, 2]}, "e": 2}, "f": {"g": 3}, "h": 4}
+    before = copy.deepcopy(cfg)
+    out = drop_keys(cfg, ("a.b.c", "h", "x.y", "a.missing.z"))
+    assert out == {"a": {"b": {"d": [1, 2]}, "e": 2}, "f": {"g": 3}}
+    assert cfg == before and json.dumps(cfg) == json.dumps(before)   # the input is untouched
+    assert out["f"] is cfg["f"]                                     # what is not dropped is shared
