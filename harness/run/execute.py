@@ -102,7 +102,7 @@ def execute(config: dict, data: LoadedDataset, accelerator: Accelerator, log_sca
 
             log_step = accelerator.log if watch["log_with"] != "none" else None  # same choice on every process
             epoch_end = epoch_monitor(method, data, config, accelerator, watch["monitor_knn_every"],
-                                      every=watch.get("monitor_every", 1))
+                                      every=watch["monitor_every"])
             with peak_memory(accelerator.device) as mem:
                 stats = train(method, data, config, accelerator, seed, log_and_keep, agreement, checkpointing,
                               log_step=log_step, log_every_steps=watch["log_every_steps"], epoch_end=epoch_end)
